@@ -1,0 +1,414 @@
+"""The YAML config: pydantic models (extra keys forbidden everywhere), defaults resolved here.
+
+load_config(path, overrides) -> Config, or DltrainError(exit_code=2) with one line per problem:
+the field path, the value received and what is allowed.
+"""
+
+import difflib
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from dltrain.errors import DltrainError
+
+MAX_CONFIG_BYTES = 1_000_000
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---- data -------------------------------------------------------------------------------------
+
+
+class DataBase(Strict):
+    dev_fraction: float = Field(0.0, ge=0.0, lt=1.0, description="share of train carved out as dev (stratified)")
+    normalize: Literal["none", "scale", "standardize"] = Field(
+        "none", description="scale: /255 for images; standardize: per-feature train mean/std"
+    )
+
+
+class CatData(DataBase):
+    dataset: Literal["cat"]
+    dir: str = Field("datasets", description="folder holding train_catvnoncat.h5 and test_catvnoncat.h5")
+    normalize: Literal["none", "scale", "standardize"] = "scale"
+
+
+class PlanarData(DataBase):
+    dataset: Literal["planar"]
+    seed: int = Field(1, description="RandomState seed of the flower generator")
+
+
+class GeneratedTest(Strict):
+    seed: int
+    n_samples: int = Field(ge=1)
+
+
+class MoonsData(DataBase):
+    dataset: Literal["moons"]
+    seed: int = Field(3, description="RandomState seed, as np.random.seed before make_moons")
+    n_samples: int = Field(300, ge=2)
+    noise: float = Field(0.2, ge=0.0)
+    test: GeneratedTest | None = Field(None, description="generate a test set with its own seed and size")
+
+
+class CirclesData(DataBase):
+    dataset: Literal["circles"]
+    seed: int = Field(1, description="RandomState seed, as np.random.seed before make_circles")
+    n_samples: int = Field(300, ge=2)
+    noise: float = Field(0.05, ge=0.0)
+    factor: float = Field(0.8, gt=0.0, lt=1.0)
+    test: GeneratedTest | None = Field(
+        GeneratedTest(seed=2, n_samples=100), description="generate a test set with its own seed and size"
+    )
+
+
+DataConfig = Annotated[CatData | PlanarData | MoonsData | CirclesData, Field(discriminator="dataset")]
+
+# ---- model, init ------------------------------------------------------------------------------
+
+
+class ModelConfig(Strict):
+    layers: list[int | str] = Field(
+        description="units per layer from input to output; the first may be 'auto' (n_x from the data)"
+    )
+    hidden_activation: Literal["relu", "leaky_relu", "tanh", "sigmoid"] = "relu"
+    leaky_relu_slope: float = Field(0.01, gt=0.0, lt=1.0)
+    output_activation: Literal["sigmoid", "softmax"] = "sigmoid"
+
+    @field_validator("layers")
+    @classmethod
+    def _check_sizes(cls, layers):
+        if len(layers) < 2:
+            raise ValueError("layers needs the input size and at least one layer, e.g. [auto, 4, 1]")
+        for i, n in enumerate(layers):
+            if not (n == "auto" and i == 0) and not (isinstance(n, int) and n >= 1):
+                allowed = "a whole number >= 1 or 'auto'" if i == 0 else "a whole number >= 1"
+                raise ValueError(f"layers[{i}] must be {allowed}, got {n!r}")
+        return layers
+
+    @model_validator(mode="after")
+    def _check_output(self):
+        n_out = self.layers[-1]
+        if self.output_activation == "softmax" and n_out < 2:
+            raise ValueError(f"softmax needs at least 2 output units (one per class), got layers[-1]={n_out}")
+        if self.output_activation == "sigmoid" and n_out != 1:
+            raise ValueError(f"a sigmoid output has exactly 1 unit, got layers[-1]={n_out}; use softmax for classes")
+        return self
+
+
+class InitConfig(Strict):
+    scheme: Literal["zeros", "random", "he", "xavier", "glorot"] | None = Field(
+        None, description="default: he for relu/leaky_relu, xavier for tanh/sigmoid"
+    )
+    scale: float | None = Field(None, gt=0.0, description="multiplier; default 0.01 for random, else 1.0")
+
+
+# ---- optimizer, schedule ----------------------------------------------------------------------
+
+
+class OptimizerBase(Strict):
+    learning_rate: float = Field(0.01, gt=0.0)
+
+
+class GDConfig(OptimizerBase):
+    name: Literal["gd"]
+
+
+class MomentumConfig(OptimizerBase):
+    name: Literal["momentum"]
+    beta: float = Field(0.9, ge=0.0, lt=1.0)
+
+
+class RMSpropConfig(OptimizerBase):
+    name: Literal["rmsprop"]
+    beta2: float = Field(0.999, ge=0.0, lt=1.0)
+    epsilon: float = Field(1e-8, gt=0.0)
+
+
+class AdamConfig(OptimizerBase):
+    name: Literal["adam"]
+    beta1: float = Field(0.9, ge=0.0, lt=1.0)
+    beta2: float = Field(0.999, ge=0.0, lt=1.0)
+    epsilon: float = Field(1e-8, gt=0.0)
+
+
+OptimizerConfig = Annotated[GDConfig | MomentumConfig | RMSpropConfig | AdamConfig, Field(discriminator="name")]
+
+
+class ConstantSchedule(Strict):
+    name: Literal["constant"]
+
+
+class InverseTimeSchedule(Strict):
+    name: Literal["inverse_time"]
+    decay_rate: float = Field(ge=0.0)
+
+
+class IntervalSchedule(Strict):
+    name: Literal["interval"]
+    decay_rate: float = Field(ge=0.0)
+    time_interval: int = Field(1000, ge=1)
+
+
+class ExponentialSchedule(Strict):
+    name: Literal["exponential"]
+    base: float = Field(0.95, gt=0.0, le=1.0)
+
+
+class InverseSqrtSchedule(Strict):
+    name: Literal["inverse_sqrt"]
+    k: float = Field(1.0, gt=0.0)
+
+
+class StepSchedule(Strict):
+    name: Literal["step"]
+    rates: dict[Annotated[int, Field(ge=0)], Annotated[float, Field(gt=0.0)]] = Field(
+        description="epoch -> learning rate from that epoch on (manual decay)"
+    )
+
+
+ScheduleConfig = Annotated[
+    ConstantSchedule | InverseTimeSchedule | IntervalSchedule | ExponentialSchedule | InverseSqrtSchedule | StepSchedule,
+    Field(discriminator="name"),
+]
+
+# ---- training ---------------------------------------------------------------------------------
+
+
+class TrainingConfig(Strict):
+    epochs: int = Field(1000, ge=1)
+    batch_size: int | None = Field(None, ge=1, description="null: full batch; 1: stochastic GD")
+    log_every: int = Field(100, ge=1, description="history.csv row every this many epochs (and the last)")
+    shuffle_seed: int = Field(10, description="course mode: epoch i shuffles with RandomState(shuffle_seed + 1 + i)")
+
+
+# ---- top level --------------------------------------------------------------------------------
+
+
+class Config(Strict):
+    name: str = Field("run", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="run name: letters, digits, . _ -")
+    seed: int = Field(1, description="seeds init (and, in modern mode, shuffling and dropout)")
+    rng: Literal["course", "modern"] = Field("modern", description="course: numpy RandomState streams of the notebooks")
+    dtype: Literal["float64", "float32"] = "float64"
+    data: DataConfig
+    model: ModelConfig
+    init: InitConfig = InitConfig()
+    optimizer: OptimizerConfig = GDConfig(name="gd")
+    schedule: ScheduleConfig = ConstantSchedule(name="constant")
+    training: TrainingConfig = TrainingConfig()
+
+    @field_validator("optimizer", "schedule", mode="before")
+    @classmethod
+    def _default_name(cls, value, info):
+        # `optimizer: {learning_rate: 0.5}` means plain gradient descent, as a user would expect.
+        if isinstance(value, dict) and "name" not in value:
+            return {"name": "gd" if info.field_name == "optimizer" else "constant", **value}
+        return value
+
+    @model_validator(mode="after")
+    def _resolve_defaults(self):
+        if self.init.scheme is None:
+            self.init.scheme = "he" if self.model.hidden_activation in ("relu", "leaky_relu") else "xavier"
+        if self.init.scale is None:
+            self.init.scale = 0.01 if self.init.scheme == "random" else 1.0
+        return self
+
+
+# ---- loading ----------------------------------------------------------------------------------
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'optimizer.learning_rate=0.01' -> ('optimizer.learning_rate', 0.01); the value is read as YAML."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise DltrainError(f"--set {text!r}: expected KEY.PATH=VALUE, e.g. optimizer.learning_rate=0.01", 2)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def split_path(path: str) -> list[str | int]:
+    """'model.layers[1]' -> ['model', 'layers', 1]."""
+    parts = [name if name else int(index) for name, index in _PATH_PART.findall(path)]
+    if not parts:
+        raise DltrainError(f"--set {path!r}: empty key path", 2)
+    return parts
+
+
+def set_path(tree: dict, path: str, value: Any) -> None:
+    """Set tree[a][b][i] = value for path 'a.b[i]', creating mappings on the way."""
+    parts = split_path(path)
+    node = tree
+    for part, nxt in zip(parts, parts[1:]):
+        if isinstance(part, int):
+            if not isinstance(node, list) or part >= len(node):
+                raise DltrainError(f"--set {path}: no list entry [{part}] there", 2)
+            node = node[part]
+            continue
+        if not isinstance(node, dict):
+            raise DltrainError(f"--set {path}: {part!r} is not inside a mapping", 2)
+        if not isinstance(node.get(part), (dict, list)):
+            node[part] = [] if isinstance(nxt, int) else {}
+        node = node[part]
+    last = parts[-1]
+    if isinstance(last, int):
+        if not isinstance(node, list) or last >= len(node):
+            raise DltrainError(f"--set {path}: no list entry [{last}] there", 2)
+    elif not isinstance(node, dict):
+        raise DltrainError(f"--set {path}: {last!r} is not inside a mapping", 2)
+    node[last] = value
+
+
+def read_yaml(path: Path) -> Any:
+    """Safely parse a YAML file (no object tags, bounded size), or DltrainError naming the file."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DltrainError(f"config file {path} not found") from None
+    except OSError as e:
+        raise DltrainError(f"cannot read config file {path}: {e.strerror}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise DltrainError(f"config file {path} is {len(raw)} bytes; the limit is {MAX_CONFIG_BYTES}", 2)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DltrainError(f"config file {path} is not UTF-8 text (byte {e.start})", 2) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise DltrainError(f"config file {path} is not valid YAML{at}: {problem}", 2) from None
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
+    """Read YAML safely, apply --set overrides, validate; DltrainError(exit_code=2) on any problem."""
+    tree = read_yaml(Path(path))
+    if tree is None:
+        tree = {}
+    if not isinstance(tree, dict):
+        raise DltrainError(f"config file {path}: expected a mapping of keys at the top, got {type(tree).__name__}", 2)
+    for text in overrides:
+        set_path(tree, *parse_override(text))
+    return validate_config(tree, source=str(path))
+
+
+def validate_config(tree: dict, source: str = "config") -> Config:
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as e:
+        raise DltrainError("\n".join(format_errors(e, source, tree)), 2) from None
+    except RecursionError:
+        raise DltrainError(f"{source}: the config nests too deeply", 2) from None
+
+
+def _models_in(annotation) -> list[type]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in getattr(annotation, "__args__", ()) or () for m in _models_in(arg)]
+
+
+_TAGGED_UNIONS = {"data": "dataset", "optimizer": "name", "schedule": "name"}
+
+
+def _model_at(path: list, tree: Any) -> type[BaseModel] | None:
+    """The pydantic model that validates the mapping at `path`, choosing union members by their tag."""
+    model, node = Config, tree
+    for part in path:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            return None
+        node = _child(node, part)
+        candidates = _models_in(field.annotation)
+        tag = _TAGGED_UNIONS.get(part) if model is Config else None
+        if tag and isinstance(node, dict):
+            candidates = [c for c in candidates if node.get(tag) in _literal_values(c.model_fields[tag].annotation)]
+        if len(candidates) != 1:
+            return None
+        model = candidates[0]
+    return model
+
+
+def _literal_values(annotation) -> tuple:
+    return getattr(annotation, "__args__", ())
+
+
+def _clean_loc(loc: tuple, tree: Any) -> str:
+    """Field path without pydantic's union tags: ('optimizer', 'adam', 'beta2') -> 'optimizer.beta2'."""
+    parts, node = [], tree
+    i = 0
+    while i < len(loc):
+        part = loc[i]
+        if isinstance(part, str) and ("[" in part or "-" in part and part.startswith("function")):
+            i += 1
+            continue
+        if len(parts) == 1 and parts[0] in _TAGGED_UNIONS and isinstance(node, dict):
+            if node.get(_TAGGED_UNIONS[parts[0]]) == part and part not in node:
+                i += 1
+                continue
+        parts.append(part)
+        node = _child(node, part)
+        i += 1
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+def _child(node: Any, part: str | int) -> Any:
+    if isinstance(node, dict):
+        return node.get(part)
+    if isinstance(node, list) and isinstance(part, int) and part < len(node):
+        return node[part]
+    return None
+
+
+def format_errors(error: ValidationError, source: str, tree: Any) -> list[str]:
+    """One line per problem: 'source: field.path: got VALUE; what is allowed'."""
+    lines = []
+    for err in error.errors():
+        loc = _clean_loc(err["loc"], tree)
+        got = err.get("input")
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            key = str(err["loc"][-1])
+            parent = _model_at(_split_loc(loc)[:-1], tree)
+            allowed = sorted(parent.model_fields) if parent else []
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            listed = f"; allowed here: {', '.join(allowed)}" if allowed else ""
+            lines.append(f"{source}: {loc}: unknown key{listed}{hint}")
+            continue
+        if err["type"] in ("literal_error", "union_tag_invalid"):
+            expected = err.get("ctx", {}).get("expected", "") or err.get("ctx", {}).get("expected_tags", "")
+            options = re.findall(r"'([^']*)'", expected)
+            tag = err.get("ctx", {}).get("tag", got)
+            close = difflib.get_close_matches(str(tag), options, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            lines.append(f"{source}: {loc}: got {_short(tag)}; allowed: {', '.join(options)}{hint}")
+            continue
+        if err["type"] == "missing":
+            lines.append(f"{source}: {loc}: required key is missing")
+            continue
+        msg = msg.removeprefix("Value error, ")
+        lines.append(f"{source}: {loc}: got {_short(got)}; {msg}")
+    return lines
+
+
+def _split_loc(loc: str) -> list:
+    return [int(p[1:-1]) if p.startswith("[") else p for p in re.findall(r"\[\d+\]|[^.\[\]]+", loc)]
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

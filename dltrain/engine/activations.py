@@ -1,0 +1,90 @@
+"""Activations as (forward, backward) pairs.
+
+forward(Z) -> A and backward(dA, A) -> dZ, both (n_l, m). Backward needs only A: for every
+activation here the derivative is a function of the output, so caches keep A and never Z.
+"""
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+
+
+class Activation(NamedTuple):
+    forward: Callable[[np.ndarray], np.ndarray]
+    backward: Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def sigmoid(Z):
+    """A = 1 / (1 + exp(-Z)), written so that exp never overflows. Z (n, m) -> A (n, m)."""
+    # exp(-|Z|) is in (0, 1]; choosing the branch by sign keeps both halves exact.
+    E = np.exp(-np.abs(Z))
+    return np.where(Z >= 0, 1.0 / (1.0 + E), E / (1.0 + E))
+
+
+def sigmoid_backward(dA, A):
+    """dZ = dA * A (1 - A)."""
+    return dA * A * (1.0 - A)
+
+
+def tanh(Z):
+    """A = tanh(Z)."""
+    return np.tanh(Z)
+
+
+def tanh_backward(dA, A):
+    """dZ = dA * (1 - A^2)."""
+    return dA * (1.0 - A * A)
+
+
+def relu(Z):
+    """A = max(0, Z)."""
+    return np.maximum(Z, 0)
+
+
+def relu_backward(dA, A):
+    """dZ = dA where Z > 0 (equivalently A > 0), else 0."""
+    return dA * (A > 0)
+
+
+def leaky_relu(slope: float = 0.01) -> Activation:
+    """A = Z for Z > 0, slope * Z otherwise; slope in (0, 1) keeps the sign of Z readable from A."""
+
+    def forward(Z):
+        return np.where(Z > 0, Z, slope * Z)
+
+    def backward(dA, A):
+        return np.where(A > 0, dA, slope * dA)
+
+    return Activation(forward, backward)
+
+
+def linear(Z):
+    """A = Z."""
+    return Z
+
+
+def linear_backward(dA, A):
+    """dZ = dA."""
+    return dA
+
+
+def softmax(Z):
+    """Column-wise softmax, shifted by the column max so exp never overflows. Z (C, m) -> A (C, m)."""
+    E = np.exp(Z - Z.max(axis=0, keepdims=True))
+    return E / E.sum(axis=0, keepdims=True)
+
+
+def softmax_backward(dA, A):
+    """dZ = A * (dA - sum_c(dA * A)): the Jacobian-vector product of softmax, per column."""
+    return A * (dA - (dA * A).sum(axis=0, keepdims=True))
+
+
+ACTIVATIONS = {
+    "sigmoid": Activation(sigmoid, sigmoid_backward),
+    "tanh": Activation(tanh, tanh_backward),
+    "relu": Activation(relu, relu_backward),
+    "leaky_relu": leaky_relu(),
+    "linear": Activation(linear, linear_backward),
+    "softmax": Activation(softmax, softmax_backward),
+}

@@ -1,0 +1,139 @@
+"""The training loop as a generator of per-epoch results, mini-batch partitioning, early stopping."""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from dltrain.engine.model import Network, backward, compute_cost, forward, update_running_stats
+from dltrain.errors import DltrainError
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    epoch: int
+    cost: float  # data_cost + penalty, averaged over the epoch's examples before each update
+    data_cost: float
+    penalty: float
+    learning_rate: float  # the rate this epoch trained with
+    iterations: int  # optimizer steps taken so far
+    seconds: float  # wall time of this epoch
+
+
+def minibatches(m: int, batch_size: int | None, perm: np.ndarray | None) -> list[np.ndarray | slice]:
+    """Column selections for one epoch: floor(m / size) full batches and one smaller final batch.
+
+    perm is the epoch's shuffled order of range(m) (None: keep the order). A full batch without a
+    shuffle is the slice of everything, so no copy of X is made.
+    """
+    if batch_size is None or batch_size >= m:
+        return [slice(None) if perm is None else perm]
+    order = np.arange(m) if perm is None else perm
+    return [order[i : i + batch_size] for i in range(0, m, batch_size)]
+
+
+def check_finite(epoch: int, cost: float, params: dict) -> None:
+    """Raise DltrainError naming the epoch and the first array that is no longer finite."""
+    bad = [k for k, p in params.items() if not np.isfinite(p).all()]
+    if np.isfinite(cost) and not bad:
+        return
+    what = f"parameter {bad[0]} has non-finite values" if bad else f"the cost is {cost}"
+    raise DltrainError(
+        f"training diverged at epoch {epoch}: {what}; try a lower optimizer.learning_rate "
+        "(or a decay schedule, or batch normalization)"
+    )
+
+
+def train_epochs(
+    X,
+    Y,
+    params: dict,
+    state: dict,
+    net: Network,
+    optimizer,
+    schedule: Callable[[int], float],
+    epochs: int,
+    batch_size: int | None = None,
+    permutation: Callable[[int], np.ndarray] | None = None,
+    dropout_rng: Callable[[], object] | None = None,
+    start_epoch: int = 0,
+):
+    """Train in place, yielding one EpochResult per epoch; raise DltrainError on divergence.
+
+    X (n_x, m), Y (n_L, m). `permutation(epoch)` gives the epoch's shuffled order (None: no
+    shuffle); `dropout_rng()` gives the generator for one forward pass's masks (the course
+    re-seeds it every pass, the modern mode returns the run's generator). Neither is called when
+    not needed, so turning a feature off never shifts another feature's random stream.
+    """
+    m = X.shape[1]
+    # Examples as rows in memory make gathering a shuffled mini-batch a copy of contiguous rows;
+    # the transposed view hands the engine the course's (n_x, m_batch) layout without a copy.
+    rows_X = np.ascontiguousarray(X.T) if batch_size is not None and batch_size < m else None
+    rows_Y = np.ascontiguousarray(Y.T) if rows_X is not None else None
+    use_dropout = net.has_dropout
+    use_bn = any(s.batch_norm for s in net.layers)
+    for epoch in range(start_epoch, epochs):
+        started = time.perf_counter()
+        lr = schedule(epoch)
+        perm = permutation(epoch) if permutation is not None and rows_X is not None else None
+        data_total = penalty_total = 0.0
+        for cols in minibatches(m, batch_size, perm):
+            if rows_X is None:
+                Xb, Yb = X, Y
+            else:
+                Xb, Yb = rows_X[cols].T, rows_Y[cols].T
+            rng = dropout_rng() if use_dropout else None
+            AL, cache = forward(Xb, params, net, state, training=True, dropout_rng=rng)
+            data_cost, pen = compute_cost(AL, cache, Yb, params, net, m)
+            mb = Yb.shape[1]
+            data_total += data_cost * mb
+            penalty_total += pen * mb
+            grads = backward(AL, Yb, cache, params, net, m)
+            if use_bn:
+                update_running_stats(state, cache, net.bn_momentum)
+            optimizer.step(params, grads, lr)
+        data_cost, pen = data_total / m, penalty_total / m
+        check_finite(epoch, data_cost + pen, params)
+        yield EpochResult(
+            epoch, data_cost + pen, data_cost, pen, lr, optimizer.t, time.perf_counter() - started
+        )
+
+
+class EarlyStopping:
+    """Keras semantics: stop after `patience` epochs without an improvement larger than min_delta.
+
+    mode "min" for costs, "max" for accuracies. With restore_best, the best params and state are
+    copied when seen, and `restore(params, state)` writes them back in place.
+    """
+
+    def __init__(self, patience: int, min_delta: float = 0.0, mode: str = "min", restore_best: bool = True):
+        self.patience, self.min_delta, self.restore_best = patience, min_delta, restore_best
+        self.sign = 1.0 if mode == "min" else -1.0
+        self.best = np.inf
+        self.best_epoch = None
+        self.wait = 0
+        self._best_arrays = None
+
+    def update(self, epoch: int, value: float, params: dict, state: dict) -> bool:
+        """Record this epoch's monitored value; True when training should stop."""
+        score = self.sign * value
+        if score < self.best - self.min_delta:
+            self.best, self.best_epoch, self.wait = score, epoch, 0
+            if self.restore_best:
+                self._best_arrays = ({k: v.copy() for k, v in params.items()}, {k: v.copy() for k, v in state.items()})
+            return False
+        self.wait += 1
+        return self.wait >= self.patience
+
+    @property
+    def best_value(self) -> float:
+        return self.sign * self.best
+
+    def restore(self, params: dict, state: dict) -> None:
+        """Write the best weights (and batch-norm statistics) back into params and state."""
+        if self._best_arrays is None:
+            return
+        for target, source in zip((params, state), self._best_arrays):
+            for k, v in source.items():
+                target[k][...] = v

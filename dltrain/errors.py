@@ -1,0 +1,10 @@
+"""The one error type the library raises for user-facing failures."""
+
+
+class DltrainError(Exception):
+    """A failure the user can act on. The CLI prints the message (one line per problem) and exits
+    with `exit_code`: 2 for an invalid config or command line, 1 for everything else."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -1,0 +1,46 @@
+"""Matplotlib (Agg) figures from run data; each function writes one PNG and returns nothing."""
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def cost_curve(path: Path, rows: list[dict], title: str) -> None:
+    """Train (and dev) cost per logged epoch."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    epochs = [r["epoch"] for r in rows]
+    ax.plot(epochs, [r["cost"] for r in rows], label="train cost")
+    dev = [(r["epoch"], r["dev_cost"]) for r in rows if r.get("dev_cost") not in (None, "")]
+    if dev:
+        ax.plot(*zip(*dev), label="dev cost")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("cost")
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def decision_boundary(path: Path, predict, X: np.ndarray, y: np.ndarray, title: str) -> None:
+    """Predicted class over a grid around 2-D data X (2, m), with the labelled points on top."""
+    pad = 0.5
+    x0 = np.linspace(X[0].min() - pad, X[0].max() + pad, 300)
+    x1 = np.linspace(X[1].min() - pad, X[1].max() + pad, 300)
+    g0, g1 = np.meshgrid(x0, x1)
+    grid = np.vstack([g0.ravel(), g1.ravel()])
+    Z = predict(grid).reshape(g0.shape)
+    fig, ax = plt.subplots(figsize=(6, 5))
+    ax.contourf(g0, g1, Z, alpha=0.35, cmap=plt.cm.Spectral)
+    ax.scatter(X[0], X[1], c=y, s=14, cmap=plt.cm.Spectral, edgecolors="k", linewidths=0.3)
+    ax.set_xlabel("x1")
+    ax.set_ylabel("x2")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,120 @@
+"""The only code that writes or reads run folders.
+
+Every file is written to a temporary name in the run folder and renamed into place, so a crash
+leaves either the previous complete file or the new one. A run folder is never reused.
+"""
+
+import csv
+import io
+import json
+import os
+import re
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import yaml
+
+from dltrain.errors import DltrainError
+
+HISTORY_FLUSH_SECONDS = 2.0
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write `data` to path via a temporary file in the same folder and an atomic rename."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def new_run_dir(runs_dir: Path, name: str, now: datetime | None = None) -> Path:
+    """runs_dir/<name>-<YYYYmmdd-HHMMSS>, with -2, -3, ... if that exists; never outside runs_dir."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name):
+        raise DltrainError(f"run name {name!r} must be letters, digits, '.', '_' or '-' (at most 64)", 2)
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    base = Path(runs_dir) / f"{name}-{stamp}"
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+class RunWriter:
+    """Creates one run folder and writes its files; history rows are flushed atomically in batches."""
+
+    def __init__(self, run_dir: Path, history_columns: list[str]):
+        self.dir = Path(run_dir)
+        try:
+            self.dir.parent.mkdir(parents=True, exist_ok=True)
+            self.dir.mkdir()
+        except FileExistsError:
+            raise DltrainError(f"run folder {self.dir} already exists; dltrain never overwrites a run") from None
+        except OSError as e:
+            raise DltrainError(f"cannot create run folder {self.dir}: {e.strerror}") from None
+        self.columns = history_columns
+        self.rows: list[dict] = []
+        self._flushed_at = time.monotonic()
+
+    def path(self, name: str) -> Path:
+        return self.dir / name
+
+    def write_text(self, name: str, text: str) -> None:
+        atomic_write(self.path(name), text)
+
+    def write_json(self, name: str, obj: Any) -> None:
+        self.write_text(name, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+    def write_yaml(self, name: str, obj: Any) -> None:
+        self.write_text(name, yaml.safe_dump(obj, sort_keys=False))
+
+    def log(self, row: dict) -> None:
+        """Append a history row; the file is rewritten at most every few seconds (and on flush)."""
+        self.rows.append(row)
+        if time.monotonic() - self._flushed_at >= HISTORY_FLUSH_SECONDS:
+            self.flush_history()
+
+    def flush_history(self) -> None:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=self.columns, extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        w.writerows(self.rows)
+        self.write_text("history.csv", buf.getvalue())
+        self._flushed_at = time.monotonic()
+
+    def save_model(self, name: str, **groups: dict[str, np.ndarray] | str) -> None:
+        """An HDF5 file: one group per dict of arrays (params, state, ...); strings become attributes."""
+        tmp = self.path(f".{name}.tmp-{os.getpid()}")
+        with h5py.File(tmp, "w") as f:
+            for group, content in groups.items():
+                if isinstance(content, str):
+                    f.attrs[group] = content
+                    continue
+                g = f.create_group(group)
+                for key, array in content.items():
+                    g.create_dataset(key.replace("/", "|"), data=np.asarray(array))
+        os.replace(tmp, self.path(name))
+
+
+def read_model(path: Path) -> dict[str, dict[str, np.ndarray] | str]:
+    """Inverse of RunWriter.save_model, or DltrainError naming the file."""
+    if not Path(path).is_file():
+        raise DltrainError(f"model file {path} not found")
+    try:
+        with h5py.File(path, "r") as f:
+            out: dict[str, Any] = {k: str(v) for k, v in f.attrs.items()}
+            for group, g in f.items():
+                if not isinstance(g, h5py.Group):
+                    raise DltrainError(f"model file {path}: unexpected entry {group}")
+                out[group] = {key.replace("|", "/"): np.asarray(ds[()]) for key, ds in g.items()}
+            return out
+    except DltrainError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise DltrainError(f"model file {path} is not a readable dltrain model ({type(e).__name__}: {e})") from None

@@ -1,0 +1,231 @@
+"""The commands as plain functions: config -> data -> engine -> run folder. Nothing here prints."""
+
+import json
+import platform
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from dltrain import __version__, plots
+from dltrain.config import Config
+from dltrain.data import load_dataset
+from dltrain.data.prepare import (
+    apply_normalization,
+    check_labels,
+    normalization_stats,
+    stratified_split,
+    targets,
+)
+from dltrain.engine.activations import ACTIVATIONS, leaky_relu
+from dltrain.engine.initializers import INITIALIZERS
+from dltrain.engine.losses import LOSSES
+from dltrain.engine.model import LayerSpec, Network, evaluate, evaluation_forward, init_params, labels_from_output
+from dltrain.engine.optimizers import OPTIMIZERS
+from dltrain.engine.schedules import SCHEDULES
+from dltrain.engine.train import EpochResult, train_epochs
+from dltrain.errors import DltrainError
+from dltrain.runs import RunWriter, new_run_dir
+
+
+class Prepared(NamedTuple):
+    """Normalized arrays in the run's dtype, X (n_x, m) and Y (n_L, m), per split name."""
+
+    X: dict[str, np.ndarray]
+    Y: dict[str, np.ndarray]
+    labels: dict[str, np.ndarray]
+    normalization: dict[str, np.ndarray]
+    classes: list[str]
+    image_shape: tuple | None
+    n_x: int
+
+
+def prepare_data(cfg: Config) -> Prepared:
+    """Load, check against the model, carve the dev split, normalize with train statistics."""
+    ds = load_dataset(cfg.data)
+    n_x = ds.X_train.shape[0]
+    first = cfg.model.layers[0]
+    if first != "auto" and first != n_x:
+        raise DltrainError(
+            f"X has {n_x} features but layer 1 expects {first} (X.shape={ds.X_train.shape}); "
+            f"set model.layers[0] to {n_x} or 'auto'"
+        )
+    n_out = cfg.model.layers[-1]
+    n_classes = len(ds.classes)
+    if cfg.model.output_activation == "sigmoid" and n_classes > 2:
+        raise DltrainError(
+            f"the data has {n_classes} classes but the output layer is 1 sigmoid unit; "
+            f"use output_activation: softmax with layers[-1] = {n_classes}"
+        )
+    if cfg.model.output_activation == "softmax" and n_out != n_classes:
+        raise DltrainError(f"the data has {n_classes} classes but the softmax output layer has {n_out} units")
+    split_X, split_y = {"train": ds.X_train}, {"train": ds.y_train}
+    if cfg.data.dev_fraction > 0:
+        keep, dev = stratified_split(ds.y_train, cfg.data.dev_fraction, np.random.default_rng(cfg.seed))
+        split_X = {"train": ds.X_train[:, keep], "dev": ds.X_train[:, dev]}
+        split_y = {"train": ds.y_train[keep], "dev": ds.y_train[dev]}
+    if ds.X_test is not None:
+        split_X["test"], split_y["test"] = ds.X_test, ds.y_test
+    stats = normalization_stats(split_X["train"], cfg.data.normalize)
+    dtype = np.dtype(cfg.dtype)
+    X = {k: np.ascontiguousarray(apply_normalization(v, stats), dtype=dtype) for k, v in split_X.items()}
+    for name, y in split_y.items():
+        check_labels(y, n_out, name)
+    Y = {k: targets(v, n_out).astype(dtype) for k, v in split_y.items()}
+    return Prepared(X, Y, split_y, stats, ds.classes, ds.image_shape, n_x)
+
+
+def build_network(cfg: Config, n_x: int) -> Network:
+    """The engine's Network from a validated config; the input size comes from the data."""
+    m = cfg.model
+    hidden = leaky_relu(m.leaky_relu_slope) if m.hidden_activation == "leaky_relu" else ACTIVATIONS[m.hidden_activation]
+    sizes = m.layers[1:]
+    specs = [LayerSpec(n, hidden) for n in sizes[:-1]]
+    specs.append(LayerSpec(sizes[-1], ACTIVATIONS[m.output_activation]))
+    return Network(n_x, tuple(specs), LOSSES[m.output_activation])
+
+
+def init_rng(cfg: Config):
+    """Course mode: RandomState(seed), the notebooks' np.random.seed stream; modern: default_rng(seed)."""
+    return np.random.RandomState(cfg.seed) if cfg.rng == "course" else np.random.default_rng(cfg.seed)
+
+
+def build_optimizer(cfg: Config):
+    return OPTIMIZERS[cfg.optimizer.name](**cfg.optimizer.model_dump(exclude={"name", "learning_rate"}))
+
+
+def build_schedule(cfg: Config) -> Callable[[int], float]:
+    fn, kwargs, lr0 = SCHEDULES[cfg.schedule.name], cfg.schedule.model_dump(exclude={"name"}), cfg.optimizer.learning_rate
+    return lambda epoch: fn(lr0, epoch, **kwargs)
+
+
+def build_permutation(cfg: Config, rng, m: int) -> Callable[[int], np.ndarray]:
+    """Epoch i's shuffle: the course re-seeds RandomState(shuffle_seed + 1 + i); modern uses the run's generator."""
+    if cfg.rng == "course":
+        seed = cfg.training.shuffle_seed
+        return lambda epoch: np.random.RandomState(seed + 1 + epoch).permutation(m)
+    return lambda epoch: rng.permutation(m)
+
+
+class TrainOutcome(NamedTuple):
+    run_dir: Path
+    metrics: dict
+    summary: dict
+
+
+def history_columns(has_dev: bool) -> list[str]:
+    cols = ["epoch", "iteration", "learning_rate", "cost", "data_cost", "penalty"]
+    if has_dev:
+        cols += ["dev_cost", "dev_accuracy"]
+    return cols + ["seconds"]
+
+
+def train(
+    cfg: Config,
+    runs_dir: Path = Path("runs"),
+    run_dir: Path | None = None,
+    progress: Callable[[EpochResult, dict | None], None] | None = None,
+) -> TrainOutcome:
+    """Train the configured model and write its run folder; returns where and what it wrote.
+
+    `progress(result, row)` is called after every epoch, with the history row on logged epochs.
+    A diverging run keeps its history and summary (status 'diverged') and re-raises.
+    """
+    started_wall, started = datetime.now(timezone.utc), time.perf_counter()
+    data = prepare_data(cfg)
+    net = build_network(cfg, data.n_x)
+    rng = init_rng(cfg)
+    params, state = init_params(net, INITIALIZERS[cfg.init.scheme], rng, cfg.init.scale, np.dtype(cfg.dtype))
+    optimizer = build_optimizer(cfg)
+    X, Y = data.X["train"], data.Y["train"]
+    has_dev = "dev" in data.X
+    run = RunWriter(run_dir or new_run_dir(runs_dir, cfg.name), history_columns(has_dev))
+    resolved = cfg.model_dump(mode="json")
+    if resolved["model"]["layers"][0] == "auto":
+        resolved["model"]["layers"][0] = data.n_x
+    run.write_yaml("config.yaml", resolved)
+    summary = {
+        "name": cfg.name,
+        "status": "running",
+        "seed": cfg.seed,
+        "rng": cfg.rng,
+        "dtype": cfg.dtype,
+        "started": started_wall.isoformat(timespec="seconds"),
+        "split_counts": {k: int(v.shape[1]) for k, v in data.X.items()},
+        "versions": {"dltrain": __version__, "python": platform.python_version(), "numpy": np.__version__},
+    }
+    run.write_json("summary.json", summary)
+
+    last = cfg.training.epochs - 1
+    log_every = cfg.training.log_every
+    epochs_run = 0
+    try:
+        for r in train_epochs(
+            X,
+            Y,
+            params,
+            state,
+            net,
+            optimizer,
+            build_schedule(cfg),
+            cfg.training.epochs,
+            cfg.training.batch_size,
+            build_permutation(cfg, rng, X.shape[1]),
+            dropout_rng=lambda: rng,
+        ):
+            epochs_run = r.epoch + 1
+            row = None
+            if r.epoch % log_every == 0 or r.epoch == last:
+                row = {
+                    "epoch": r.epoch,
+                    "iteration": r.iterations,
+                    "learning_rate": r.learning_rate,
+                    "cost": r.cost,
+                    "data_cost": r.data_cost,
+                    "penalty": r.penalty,
+                    "seconds": round(time.perf_counter() - started, 3),
+                }
+                if has_dev:
+                    row["dev_cost"], row["dev_accuracy"] = evaluate(data.X["dev"], data.Y["dev"], params, net, state)
+                run.log(row)
+            if progress is not None:
+                progress(r, row)
+    except DltrainError as e:
+        run.flush_history()
+        summary.update(status="diverged", stop_reason=str(e), epochs_run=epochs_run,
+                       duration_seconds=round(time.perf_counter() - started, 3))
+        run.write_json("summary.json", summary)
+        raise DltrainError(f"{e} (history so far kept in {run.dir})") from None
+
+    run.flush_history()
+    metrics = {}
+    for split in data.X:
+        cost, accuracy = evaluate(data.X[split], data.Y[split], params, net, state)
+        metrics[split] = {"cost": cost, "accuracy": accuracy, "examples": int(data.X[split].shape[1])}
+    run.write_json("metrics.json", metrics)
+    run.save_model(
+        "model.h5",
+        params=params,
+        state=state,
+        normalization=data.normalization,
+        optimizer=optimizer.state_dict(),
+        config=json.dumps(resolved),
+        classes=json.dumps(data.classes),
+    )
+    plots.cost_curve(run.path("cost.png"), run.rows, f"{cfg.name}: cost")
+    if data.n_x == 2:
+        plots.decision_boundary(
+            run.path("decision_boundary.png"),
+            lambda G: labels_from_output(evaluation_forward(G.astype(X.dtype), params, net, state)[0]),
+            data.X["train"],
+            data.labels["train"],
+            f"{cfg.name}: decision boundary (train)",
+        )
+    summary.update(status="completed", stop_reason="finished all epochs", epochs_run=epochs_run,
+                   duration_seconds=round(time.perf_counter() - started, 3))
+    run.write_json("summary.json", summary)
+    return TrainOutcome(run.dir, metrics, summary)
+

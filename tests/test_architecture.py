@@ -1,0 +1,26 @@
+"""Dependencies run one way: cli -> workflows -> {config, data, runs, plots, engine}; engine -> numpy."""
+
+import ast
+from pathlib import Path
+
+PKG = Path(__file__).resolve().parents[1] / "dltrain"
+
+
+def imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_import_direction():
+    for path in (PKG / "engine").glob("*.py"):
+        bad = {n for n in imports(path) if n.split(".")[0] in {"pydantic", "yaml", "typer", "rich", "h5py", "matplotlib"}
+               or (n.startswith("dltrain") and not n.startswith(("dltrain.engine", "dltrain.errors")))}
+        assert not bad, f"{path.name} imports {bad}"
+    assert not {n for n in imports(PKG / "config.py") if n.startswith(("dltrain.engine", "numpy"))}
+    assert not {n for n in imports(PKG / "cli.py") if n.split(".")[0] == "numpy"}

@@ -1,0 +1,30 @@
+"""Course reproduction: the engine with the course's seeds gives the notebooks' published numbers."""
+
+import csv
+from pathlib import Path
+
+from dltrain.config import load_config
+from dltrain.workflows import train
+from tests.conftest import COURSE_DATA, REPO, needs_course_data
+
+
+def run(config: str, tmp_path: Path, *overrides: str):
+    cfg = load_config(REPO / "configs" / config, list(overrides))
+    outcome = train(cfg, run_dir=tmp_path / "run")
+    rows = {int(r["epoch"]): float(r["cost"]) for r in csv.DictReader((outcome.run_dir / "history.csv").open())}
+    return outcome, rows
+
+
+def test_planar_reaches_90_percent(tmp_path):
+    outcome, rows = run("planar.yaml", tmp_path)
+    assert outcome.metrics["train"]["accuracy"] >= 0.90
+    assert round(rows[0], 6) == 0.693048 and round(rows[9000], 6) == 0.218637  # the course's printed costs
+
+
+@needs_course_data
+def test_cat_deep_reproduces_course(tmp_path):
+    outcome, rows = run("cat_deep.yaml", tmp_path, f"data.dir={COURSE_DATA}")
+    assert {e: round(rows[e], 6) for e in (0, 100, 1000, 2400)} == {
+        0: 0.771749, 100: 0.672053, 1000: 0.315187, 2400: 0.092878}
+    assert round(outcome.metrics["train"]["accuracy"], 4) == 0.9856
+    assert outcome.metrics["test"]["accuracy"] == 0.80

@@ -1,0 +1,53 @@
+import numpy as np
+
+from dltrain.engine.gradcheck import gradient_check
+from dltrain.engine.layers import (
+    batchnorm_backward,
+    batchnorm_forward,
+    batchnorm_inference,
+    dense_backward,
+    dense_forward,
+    dropout_backward,
+    dropout_forward,
+)
+
+
+def test_dense_shapes_and_gradients(rng):
+    A_prev, W, b = rng.standard_normal((4, 6)), rng.standard_normal((3, 4)), rng.standard_normal((3, 1))
+    dZ = rng.standard_normal((3, 6))
+    Z, cache = dense_forward(A_prev, W, b)
+    assert Z.shape == (3, 6)
+    dA_prev, dW, db = dense_backward(dZ, cache)
+    assert (dA_prev.shape, dW.shape, db.shape) == ((4, 6), (3, 4), (3, 1))
+    arrays = {"A_prev": A_prev, "W": W, "b": b}
+    report = gradient_check(lambda: float(np.sum(dense_forward(A_prev, W, b)[0] * dZ)), arrays,
+                            {"A_prev": dA_prev, "W": dW, "b": db})
+    assert report.overall < 1e-7
+    assert dense_backward(dZ, cache, need_dA_prev=False)[0] is None
+
+
+def test_batchnorm_gradients_through_batch_statistics(rng):
+    Z, gamma, beta = rng.standard_normal((3, 8)) * 2 + 1, rng.standard_normal((3, 1)), rng.standard_normal((3, 1))
+    dOut = rng.standard_normal((3, 8))
+    out, cache, (mu, var) = batchnorm_forward(Z, gamma, beta, 1e-5)
+    np.testing.assert_allclose(((out - beta) / gamma).mean(axis=1), 0, atol=1e-12)
+    dZ, dgamma, dbeta = batchnorm_backward(dOut, cache)
+    report = gradient_check(
+        lambda: float(np.sum(batchnorm_forward(Z, gamma, beta, 1e-5)[0] * dOut)),
+        {"Z": Z, "gamma": gamma, "beta": beta},
+        {"Z": dZ, "gamma": dgamma, "beta": dbeta},
+    )
+    assert report.overall < 1e-7, report
+    # with the batch's own statistics as running statistics, inference equals training mode
+    np.testing.assert_allclose(batchnorm_inference(Z, gamma, beta, mu, var, 1e-5), out)
+
+
+def test_dropout_fixed_mask_gradient_and_scaling(rng):
+    A = rng.standard_normal((5, 7))
+    mask = rng.random((5, 7)) < 0.8
+    dOut = rng.standard_normal((5, 7))
+    out, cache = dropout_forward(A, mask, 0.8)
+    np.testing.assert_allclose(out, np.where(mask, A / 0.8, 0.0))
+    report = gradient_check(lambda: float(np.sum(dropout_forward(A, mask, 0.8)[0] * dOut)), {"A": A},
+                            {"A": dropout_backward(dOut, cache)})
+    assert report.overall < 1e-7
