@@ -11,7 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from dltrain import __version__, plots
-from dltrain.config import Config
+from dltrain.config import Config, validate_config
 from dltrain.data import load_dataset
 from dltrain.data.prepare import (
     apply_normalization,
@@ -28,7 +28,7 @@ from dltrain.engine.optimizers import OPTIMIZERS
 from dltrain.engine.schedules import SCHEDULES
 from dltrain.engine.train import EpochResult, train_epochs
 from dltrain.errors import DltrainError
-from dltrain.runs import RunWriter, new_run_dir
+from dltrain.runs import RunWriter, new_run_dir, read_model
 
 
 class Prepared(NamedTuple):
@@ -229,3 +229,40 @@ def train(
     run.write_json("summary.json", summary)
     return TrainOutcome(run.dir, metrics, summary)
 
+
+
+class Trained(NamedTuple):
+    """A finished run's model, ready to evaluate: its config, network, arrays and preprocessing."""
+
+    run_dir: Path
+    cfg: Config
+    net: Network
+    params: dict[str, np.ndarray]
+    state: dict[str, np.ndarray]
+    normalization: dict[str, np.ndarray]
+    classes: list[str]
+
+
+def load_trained(run_dir: Path) -> Trained:
+    """Reload model.h5 of a run folder, or DltrainError saying what is missing."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "model.h5").is_file():
+        raise DltrainError(f"{run_dir} is not a finished dltrain run: it has no model.h5")
+    saved = read_model(run_dir / "model.h5")
+    try:
+        tree = json.loads(saved["config"])
+        classes = json.loads(saved["classes"])
+    except (KeyError, ValueError):
+        raise DltrainError(f"{run_dir / 'model.h5'} has no readable config or classes attribute") from None
+    cfg = validate_config(tree, source=str(run_dir / "model.h5"))
+    net = build_network(cfg, cfg.model.layers[0])
+    dtype = np.dtype(cfg.dtype)
+    params = {k: v.astype(dtype) for k, v in saved.get("params", {}).items()}
+    state = {k: v.astype(dtype) for k, v in saved.get("state", {}).items()}
+    expected = {f"W{l}": (s.units, n_prev) for l, (s, n_prev) in
+                enumerate(zip(net.layers, [net.n_x] + [s.units for s in net.layers[:-1]]), start=1)}
+    for key, shape in expected.items():
+        if key not in params or params[key].shape != shape:
+            got = params[key].shape if key in params else "nothing"
+            raise DltrainError(f"{run_dir / 'model.h5'}: {key} should be {shape} for the saved config, got {got}")
+    return Trained(run_dir, cfg, net, params, state, saved.get("normalization", {}), classes)

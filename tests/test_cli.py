@@ -88,3 +88,23 @@ def test_config_show_and_schema(tmp_path):
     assert shown["optimizer"] == {"learning_rate": 1.2, "name": "gd"} and shown["init"]["scale"] == 0.01
     schema = json.loads(runner.invoke(app, ["config", "schema"]).output)
     assert "model" in schema["properties"]
+
+
+def test_load_trained_round_trip(tmp_path):
+    import numpy as np
+
+    from dltrain.data.generated import planar_flower
+    from dltrain.data.prepare import targets
+    from dltrain.engine.model import evaluate
+    from dltrain.workflows import load_trained
+
+    cfg = write(tmp_path, PLANAR)
+    assert runner.invoke(app, ["train", str(cfg), "--run-dir", str(tmp_path / "r"), "-q"]).exit_code == 0
+    t = load_trained(tmp_path / "r")
+    X, y = planar_flower(1)
+    cost, acc = evaluate(X, targets(y, 1), t.params, t.net, t.state)
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())["train"]
+    assert (cost, acc) == (metrics["cost"], metrics["accuracy"])
+    with pytest.raises(Exception, match="no model.h5"):
+        load_trained(tmp_path)
+    assert np.array_equal(t.params["W1"], t.params["W1"].astype(np.float64))
