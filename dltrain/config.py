@@ -24,11 +24,16 @@ class Strict(BaseModel):
 # ---- data -------------------------------------------------------------------------------------
 
 
+class AugmentConfig(Strict):
+    hflip: bool = Field(False, description="each epoch, mirror a random half of the training images left-right")
+
+
 class DataBase(Strict):
     dev_fraction: float = Field(0.0, ge=0.0, lt=1.0, description="share of train carved out as dev (stratified)")
     normalize: Literal["none", "scale", "standardize"] = Field(
         "none", description="scale: /255 for images; standardize: per-feature train mean/std"
     )
+    augment: AugmentConfig = AugmentConfig()
 
 
 class CatData(DataBase):
@@ -78,6 +83,9 @@ class ModelConfig(Strict):
     hidden_activation: Literal["relu", "leaky_relu", "tanh", "sigmoid"] = "relu"
     leaky_relu_slope: float = Field(0.01, gt=0.0, lt=1.0)
     output_activation: Literal["sigmoid", "softmax"] = "sigmoid"
+    batch_norm: bool = Field(False, description="batch normalization on every hidden layer (gamma, beta replace b)")
+    batch_norm_momentum: float = Field(0.9, ge=0.0, lt=1.0, description="running mean/var: m * running + (1 - m) * batch")
+    batch_norm_epsilon: float = Field(1e-5, gt=0.0, description="added to the variance before the square root")
 
     @field_validator("layers")
     @classmethod
@@ -186,6 +194,32 @@ class TrainingConfig(Strict):
     shuffle_seed: int = Field(10, description="course mode: epoch i shuffles with RandomState(shuffle_seed + 1 + i)")
 
 
+# ---- regularization ---------------------------------------------------------------------------
+
+
+class EarlyStoppingConfig(Strict):
+    monitor: Literal["dev_cost", "dev_accuracy"] = "dev_cost"
+    patience: int = Field(10, ge=1, description="epochs without improvement before stopping")
+    min_delta: float = Field(0.0, ge=0.0, description="an improvement must be larger than this")
+    restore_best: bool = Field(True, description="end with the weights of the best epoch")
+
+
+class RegularizationConfig(Strict):
+    l2: float = Field(0.0, ge=0.0, description="lambda: cost + (lambda / 2m) sum ||W||^2")
+    l1: float = Field(0.0, ge=0.0, description="lambda: cost + (lambda / m) sum |W|")
+    keep_prob: float | list[float] = Field(1.0, description="dropout keep probability: one value, or one per hidden layer")
+    dropout_seed: int = Field(1, description="course mode: masks from RandomState(dropout_seed) re-created every forward pass")
+    early_stopping: EarlyStoppingConfig | None = None
+
+    @field_validator("keep_prob")
+    @classmethod
+    def _check_keep_prob(cls, value):
+        for p in value if isinstance(value, list) else [value]:
+            if not 0.0 < p <= 1.0:
+                raise ValueError(f"keep_prob must be in (0, 1] (1 = no dropout), got {p}")
+        return value
+
+
 # ---- top level --------------------------------------------------------------------------------
 
 
@@ -199,6 +233,7 @@ class Config(Strict):
     init: InitConfig = InitConfig()
     optimizer: OptimizerConfig = GDConfig(name="gd")
     schedule: ScheduleConfig = ConstantSchedule(name="constant")
+    regularization: RegularizationConfig = RegularizationConfig()
     training: TrainingConfig = TrainingConfig()
 
     @field_validator("optimizer", "schedule", mode="before")
@@ -215,6 +250,12 @@ class Config(Strict):
             self.init.scheme = "he" if self.model.hidden_activation in ("relu", "leaky_relu") else "xavier"
         if self.init.scale is None:
             self.init.scale = 0.01 if self.init.scheme == "random" else 1.0
+        keep_prob = self.regularization.keep_prob
+        n_hidden = len(self.model.layers) - 2
+        if isinstance(keep_prob, list) and len(keep_prob) != n_hidden:
+            raise ValueError(
+                f"regularization.keep_prob lists {len(keep_prob)} values but the model has {n_hidden} hidden layers"
+            )
         return self
 
 

@@ -9,14 +9,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def cost_curve(path: Path, rows: list[dict], title: str) -> None:
-    """Train (and dev) cost per logged epoch."""
+def cost_curve(path: Path, rows: list[dict], title: str, marks: dict[str, int] | None = None) -> None:
+    """Train (and dev) cost per logged epoch; `marks` draws labelled vertical lines (e.g. stopped, best epoch)."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     epochs = [r["epoch"] for r in rows]
     ax.plot(epochs, [r["cost"] for r in rows], label="train cost")
     dev = [(r["epoch"], r["dev_cost"]) for r in rows if r.get("dev_cost") not in (None, "")]
     if dev:
         ax.plot(*zip(*dev), label="dev cost")
+    for (label, epoch), style in zip((marks or {}).items(), ("--", ":", "-.")):
+        ax.axvline(epoch, color="gray", linestyle=style, label=f"{label} epoch {epoch}")
     ax.set_xlabel("epoch")
     ax.set_ylabel("cost")
     ax.set_title(title)

@@ -26,7 +26,7 @@ from dltrain.engine.losses import LOSSES
 from dltrain.engine.model import LayerSpec, Network, evaluate, evaluation_forward, init_params, labels_from_output
 from dltrain.engine.optimizers import OPTIMIZERS
 from dltrain.engine.schedules import SCHEDULES
-from dltrain.engine.train import EpochResult, train_epochs
+from dltrain.engine.train import EarlyStopping, EpochResult, train_epochs
 from dltrain.errors import DltrainError
 from dltrain.runs import RunWriter, new_run_dir, read_model
 
@@ -83,9 +83,13 @@ def build_network(cfg: Config, n_x: int) -> Network:
     m = cfg.model
     hidden = leaky_relu(m.leaky_relu_slope) if m.hidden_activation == "leaky_relu" else ACTIVATIONS[m.hidden_activation]
     sizes = m.layers[1:]
-    specs = [LayerSpec(n, hidden) for n in sizes[:-1]]
+    reg = cfg.regularization
+    keep = reg.keep_prob if isinstance(reg.keep_prob, list) else [reg.keep_prob] * (len(sizes) - 1)
+    specs = [LayerSpec(n, hidden, m.batch_norm, p) for n, p in zip(sizes[:-1], keep)]
     specs.append(LayerSpec(sizes[-1], ACTIVATIONS[m.output_activation]))
-    return Network(n_x, tuple(specs), LOSSES[m.output_activation])
+    return Network(
+        n_x, tuple(specs), LOSSES[m.output_activation], reg.l2, reg.l1, m.batch_norm_epsilon, m.batch_norm_momentum
+    )
 
 
 def init_rng(cfg: Config):
@@ -98,8 +102,10 @@ def build_optimizer(cfg: Config):
 
 
 def build_schedule(cfg: Config) -> Callable[[int], float]:
+    """Epoch -> the rate it trains with. As in the course, the decay is applied at the end of each
+    epoch: epoch 0 trains at lr0 and epoch e >= 1 at schedule(lr0, e - 1)."""
     fn, kwargs, lr0 = SCHEDULES[cfg.schedule.name], cfg.schedule.model_dump(exclude={"name"}), cfg.optimizer.learning_rate
-    return lambda epoch: fn(lr0, epoch, **kwargs)
+    return lambda epoch: lr0 if epoch == 0 else fn(lr0, epoch - 1, **kwargs)
 
 
 def build_permutation(cfg: Config, rng, m: int) -> Callable[[int], np.ndarray]:
@@ -108,6 +114,39 @@ def build_permutation(cfg: Config, rng, m: int) -> Callable[[int], np.ndarray]:
         seed = cfg.training.shuffle_seed
         return lambda epoch: np.random.RandomState(seed + 1 + epoch).permutation(m)
     return lambda epoch: rng.permutation(m)
+
+
+def build_dropout_rng(cfg: Config, rng) -> Callable[[], object]:
+    """Generator for one forward pass's dropout masks: the course re-creates
+    RandomState(dropout_seed) every pass; modern mode draws fresh masks from the run's generator."""
+    if cfg.rng == "course":
+        seed = cfg.regularization.dropout_seed
+        return lambda: np.random.RandomState(seed)
+    return lambda: rng
+
+
+def hflip_columns(image_shape: tuple[int, ...]) -> np.ndarray:
+    """Row order that mirrors every flattened (h, w, c) image left-right: X[order] flips each column of X."""
+    h, w, c = image_shape
+    return np.arange(h * w * c).reshape(h, w, c)[:, ::-1, :].reshape(-1)
+
+
+def build_augment(cfg: Config, data: "Prepared", rng) -> Callable[[int, np.ndarray], np.ndarray] | None:
+    """Each epoch, a random half of the training images (drawn from the run's generator) mirrored horizontally."""
+    if not cfg.data.augment.hflip:
+        return None
+    if data.image_shape is None or len(data.image_shape) != 3:
+        raise DltrainError(f"data.augment.hflip needs an image dataset; {cfg.data.dataset} has no image shape")
+    order = hflip_columns(data.image_shape)
+
+    def augment(epoch: int, X: np.ndarray) -> np.ndarray:
+        m = X.shape[1]
+        chosen = rng.permutation(m)[: m // 2]
+        X_epoch = X.copy()
+        X_epoch[:, chosen] = X[order][:, chosen]
+        return X_epoch
+
+    return augment
 
 
 class TrainOutcome(NamedTuple):
@@ -142,6 +181,13 @@ def train(
     optimizer = build_optimizer(cfg)
     X, Y = data.X["train"], data.Y["train"]
     has_dev = "dev" in data.X
+    es = cfg.regularization.early_stopping
+    if es is not None and not has_dev:
+        raise DltrainError(
+            "regularization.early_stopping monitors the dev set, but there is none: set data.dev_fraction (e.g. 0.1)", 2
+        )
+    stopper = EarlyStopping(es.patience, es.min_delta, "min" if es.monitor == "dev_cost" else "max", es.restore_best) if es else None
+    augment = build_augment(cfg, data, rng)
     run = RunWriter(run_dir or new_run_dir(runs_dir, cfg.name), history_columns(has_dev))
     resolved = cfg.model_dump(mode="json")
     if resolved["model"]["layers"][0] == "auto":
@@ -174,11 +220,15 @@ def train(
             cfg.training.epochs,
             cfg.training.batch_size,
             build_permutation(cfg, rng, X.shape[1]),
-            dropout_rng=lambda: rng,
+            dropout_rng=build_dropout_rng(cfg, rng),
+            augment=augment,
         ):
             epochs_run = r.epoch + 1
             row = None
-            if r.epoch % log_every == 0 or r.epoch == last:
+            dev = evaluate(data.X["dev"], data.Y["dev"], params, net, state) if stopper or has_dev and (
+                r.epoch % log_every == 0 or r.epoch == last) else None
+            stop = stopper.update(r.epoch, dev[0] if es.monitor == "dev_cost" else dev[1], params, state) if stopper else False
+            if r.epoch % log_every == 0 or r.epoch == last or stop:
                 row = {
                     "epoch": r.epoch,
                     "iteration": r.iterations,
@@ -189,10 +239,12 @@ def train(
                     "seconds": round(time.perf_counter() - started, 3),
                 }
                 if has_dev:
-                    row["dev_cost"], row["dev_accuracy"] = evaluate(data.X["dev"], data.Y["dev"], params, net, state)
+                    row["dev_cost"], row["dev_accuracy"] = dev
                 run.log(row)
             if progress is not None:
                 progress(r, row)
+            if stop:
+                break
     except DltrainError as e:
         run.flush_history()
         summary.update(status="diverged", stop_reason=str(e), epochs_run=epochs_run,
@@ -201,6 +253,16 @@ def train(
         raise DltrainError(f"{e} (history so far kept in {run.dir})") from None
 
     run.flush_history()
+    marks = {}
+    stop_reason = "finished all epochs"
+    if stopper is not None and stopper.best_epoch is not None and epochs_run < cfg.training.epochs:
+        stop_reason = (f"early stopping: {es.monitor} did not improve by more than {es.min_delta} "
+                       f"for {es.patience} epochs")
+        marks = {"stopped": epochs_run - 1, "best": stopper.best_epoch}
+        summary.update(stopped_epoch=epochs_run - 1, best_epoch=stopper.best_epoch, best_value=stopper.best_value,
+                       restored_best=es.restore_best)
+        if es.restore_best:
+            stopper.restore(params, state)
     metrics = {}
     for split in data.X:
         cost, accuracy = evaluate(data.X[split], data.Y[split], params, net, state)
@@ -215,7 +277,7 @@ def train(
         config=json.dumps(resolved),
         classes=json.dumps(data.classes),
     )
-    plots.cost_curve(run.path("cost.png"), run.rows, f"{cfg.name}: cost")
+    plots.cost_curve(run.path("cost.png"), run.rows, f"{cfg.name}: cost", marks)
     if data.n_x == 2:
         plots.decision_boundary(
             run.path("decision_boundary.png"),
@@ -224,7 +286,7 @@ def train(
             data.labels["train"],
             f"{cfg.name}: decision boundary (train)",
         )
-    summary.update(status="completed", stop_reason="finished all epochs", epochs_run=epochs_run,
+    summary.update(status="completed", stop_reason=stop_reason, epochs_run=epochs_run,
                    duration_seconds=round(time.perf_counter() - started, 3))
     run.write_json("summary.json", summary)
     return TrainOutcome(run.dir, metrics, summary)

@@ -28,3 +28,17 @@ def test_cat_deep_reproduces_course(tmp_path):
         0: 0.771749, 100: 0.672053, 1000: 0.315187, 2400: 0.092878}
     assert round(outcome.metrics["train"]["accuracy"], 4) == 0.9856
     assert outcome.metrics["test"]["accuracy"] == 0.80
+
+
+def test_moons_adam_reproduces_course(tmp_path):
+    outcome, rows = run("moons_adam.yaml", tmp_path)
+    assert {e: round(rows[e], 6) for e in (0, 1000, 2000, 4000)} == {
+        0: 0.702166, 1000: 0.167845, 2000: 0.141316, 4000: 0.136066}
+    assert round(outcome.metrics["train"]["accuracy"], 4) == 0.9433
+
+
+def test_moons_gd_and_momentum_reach_course_accuracy(tmp_path):
+    for config, first_cost in (("moons_gd.yaml", 0.702405), ("moons_momentum.yaml", 0.702413)):
+        outcome, rows = run(config, tmp_path / config)
+        assert round(rows[0], 6) == first_cost  # the notebook's printed epoch-0 costs
+        assert round(outcome.metrics["train"]["accuracy"], 4) == 0.7167

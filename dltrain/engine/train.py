@@ -57,14 +57,16 @@ def train_epochs(
     batch_size: int | None = None,
     permutation: Callable[[int], np.ndarray] | None = None,
     dropout_rng: Callable[[], object] | None = None,
+    augment: Callable[[int, np.ndarray], np.ndarray] | None = None,
     start_epoch: int = 0,
 ):
     """Train in place, yielding one EpochResult per epoch; raise DltrainError on divergence.
 
     X (n_x, m), Y (n_L, m). `permutation(epoch)` gives the epoch's shuffled order (None: no
     shuffle); `dropout_rng()` gives the generator for one forward pass's masks (the course
-    re-seeds it every pass, the modern mode returns the run's generator). Neither is called when
-    not needed, so turning a feature off never shifts another feature's random stream.
+    re-seeds it every pass, the modern mode returns the run's generator); `augment(epoch, X)`
+    returns the epoch's (n_x, m) training inputs. None of them is called when not needed, so
+    turning a feature off never shifts another feature's random stream.
     """
     m = X.shape[1]
     # Examples as rows in memory make gathering a shuffled mini-batch a copy of contiguous rows;
@@ -75,12 +77,17 @@ def train_epochs(
     use_bn = any(s.batch_norm for s in net.layers)
     for epoch in range(start_epoch, epochs):
         started = time.perf_counter()
+        if augment is not None:
+            X_epoch = augment(epoch, X)
+            rows_X = np.ascontiguousarray(X_epoch.T) if rows_X is not None else None
+        else:
+            X_epoch = X
         lr = schedule(epoch)
         perm = permutation(epoch) if permutation is not None and rows_X is not None else None
         data_total = penalty_total = 0.0
         for cols in minibatches(m, batch_size, perm):
             if rows_X is None:
-                Xb, Yb = X, Y
+                Xb, Yb = X_epoch, Y
             else:
                 Xb, Yb = rows_X[cols].T, rows_Y[cols].T
             rng = dropout_rng() if use_dropout else None

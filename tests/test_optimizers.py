@@ -1,0 +1,58 @@
+"""One hand-computed update per optimizer (numbers worked out by hand, not by the code under test)."""
+
+import numpy as np
+import pytest
+
+from dltrain.engine.optimizers import GD, OPTIMIZERS, Adam, Momentum, RMSprop
+
+
+def one_param(w=1.0, g=0.5):
+    return {"W1": np.array([[w]])}, {"W1": np.array([[g]])}
+
+
+def test_gd():
+    p, g = one_param()
+    GD().step(p, g, 0.1)
+    assert p["W1"][0, 0] == pytest.approx(0.95)  # 1 - 0.1 * 0.5
+
+
+def test_momentum_two_steps():
+    opt, (p, g) = Momentum(beta=0.9), one_param()
+    opt.step(p, g, 0.1)  # v = 0.1 * 0.5 = 0.05; w = 1 - 0.1 * 0.05 = 0.995
+    assert (opt.v["W1"][0, 0], p["W1"][0, 0]) == pytest.approx((0.05, 0.995))
+    opt.step(p, g, 0.1)  # v = 0.9 * 0.05 + 0.05 = 0.095; w = 0.995 - 0.0095 = 0.9855
+    assert (opt.v["W1"][0, 0], p["W1"][0, 0]) == pytest.approx((0.095, 0.9855))
+
+
+def test_rmsprop():
+    opt, (p, g) = RMSprop(beta2=0.999, epsilon=1e-8), one_param()
+    opt.step(p, g, 0.01)  # s = 0.001 * 0.25 = 0.00025; w = 1 - 0.01 * 0.5 / (0.0158113883 + 1e-8)
+    assert opt.s["W1"][0, 0] == pytest.approx(0.00025)
+    assert p["W1"][0, 0] == pytest.approx(1 - 0.01 * 0.5 / (0.015811388300841896 + 1e-8))
+
+
+def test_adam_bias_correction_t1_t2():
+    opt, (p, g) = Adam(beta1=0.9, beta2=0.999, epsilon=1e-8), one_param()
+    opt.step(p, g, 0.01)
+    # t=1: v = 0.05, s = 0.00025; v^ = 0.05 / 0.1 = 0.5, s^ = 0.00025 / 0.001 = 0.25 -> step = 0.01 * 0.5 / 0.5
+    assert opt.t == 1
+    assert p["W1"][0, 0] == pytest.approx(1 - 0.01 * 0.5 / (0.5 + 1e-8))
+    g2 = {"W1": np.array([[-1.0]])}
+    opt.step(p, g2, 0.01)
+    # t=2: v = 0.045 - 0.1 = -0.055, s = 0.00024975 + 0.001 = 0.00124975
+    # v^ = -0.055 / 0.19 = -0.28947368, s^ = 0.00124975 / 0.001999 = 0.62518759
+    v_hat, s_hat = -0.055 / 0.19, 0.00124975 / 0.001999
+    assert (opt.v["W1"][0, 0], opt.s["W1"][0, 0]) == pytest.approx((-0.055, 0.00124975))
+    assert p["W1"][0, 0] == pytest.approx(0.99 - 0.01 * v_hat / (np.sqrt(s_hat) + 1e-8))
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_state_round_trip(name):
+    opt, (p, g) = OPTIMIZERS[name](), one_param()
+    opt.step(p, g, 0.1)
+    clone = OPTIMIZERS[name]()
+    clone.load_state_dict(opt.state_dict())
+    p2 = {"W1": p["W1"].copy()}
+    opt.step(p, g, 0.1)
+    clone.step(p2, g, 0.1)
+    assert clone.t == opt.t == 2 and np.array_equal(p["W1"], p2["W1"])
