@@ -71,7 +71,9 @@ def prepare_data(cfg: Config) -> Prepared:
         split_X["test"], split_y["test"] = ds.X_test, ds.y_test
     stats = normalization_stats(split_X["train"], cfg.data.normalize)
     dtype = np.dtype(cfg.dtype)
-    X = {k: np.ascontiguousarray(apply_normalization(v, stats), dtype=dtype) for k, v in split_X.items()}
+    # Column-major: each example (column) is contiguous, so the training loop gathers shuffled
+    # mini-batches as contiguous rows of X.T without first copying the whole training set.
+    X = {k: np.asfortranarray(apply_normalization(v, stats), dtype=dtype) for k, v in split_X.items()}
     for name, y in split_y.items():
         check_labels(y, n_out, name)
     Y = {k: targets(v, n_out).astype(dtype) for k, v in split_y.items()}

@@ -42,3 +42,12 @@ def test_moons_gd_and_momentum_reach_course_accuracy(tmp_path):
         outcome, rows = run(config, tmp_path / config)
         assert round(rows[0], 6) == first_cost  # the notebook's printed epoch-0 costs
         assert round(outcome.metrics["train"]["accuracy"], 4) == 0.7167
+
+
+def test_planar_float32_trains_like_float64(tmp_path):
+    """The float32 engine follows the float64 run: same accuracy, costs equal to float32 precision."""
+    o64, c64 = run("planar.yaml", tmp_path / "f64", "training.epochs=3000")
+    o32, c32 = run("planar.yaml", tmp_path / "f32", "training.epochs=3000", "dtype=float32")
+    assert o64.metrics["train"]["accuracy"] > 0.85
+    assert abs(o32.metrics["train"]["accuracy"] - o64.metrics["train"]["accuracy"]) <= 0.005
+    assert all(abs(c32[e] - c64[e]) < 1e-5 * c64[e] for e in c64)

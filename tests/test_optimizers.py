@@ -56,3 +56,42 @@ def test_state_round_trip(name):
     opt.step(p, g, 0.1)
     clone.step(p2, g, 0.1)
     assert clone.t == opt.t == 2 and np.array_equal(p["W1"], p2["W1"])
+
+
+def course_updates(name, theta, grads, lr, steps):
+    """The course notebooks' update formulas, written out of place as the notebooks do."""
+    v = np.zeros_like(theta)
+    s = np.zeros_like(theta)
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    for t, g in enumerate(grads[:steps], start=1):
+        if name == "gd":
+            theta = theta - lr * g
+        elif name == "momentum":
+            v = beta1 * v + (1 - beta1) * g
+            theta = theta - lr * v
+        elif name == "rmsprop":
+            s = beta2 * s + (1 - beta2) * np.power(g, 2)
+            theta = theta - lr * g / (np.sqrt(s) + eps)
+        else:
+            v = beta1 * v + (1 - beta1) * g
+            s = beta2 * s + (1 - beta2) * np.power(g, 2)
+            v_corrected = v / (1 - beta1**t)
+            s_corrected = s / (1 - beta2**t)
+            theta = theta - lr * v_corrected / (np.sqrt(s_corrected) + eps)
+    return theta
+
+
+@pytest.mark.parametrize("name,opt", [("gd", GD()), ("momentum", Momentum(0.9)), ("rmsprop", RMSprop(0.999, 1e-8)),
+                                      ("adam", Adam(0.9, 0.999, 1e-8))])
+def test_in_place_updates_equal_the_course_formulas_bit_for_bit(name, opt, rng):
+    theta0 = rng.standard_normal((3, 4))
+    grads = [rng.standard_normal((3, 4)) for _ in range(3)]
+    params = {"W1": theta0.copy()}
+    W1 = params["W1"]
+    for g in grads:
+        kept = g.copy()
+        opt.step(params, {"W1": g}, 0.01)
+        np.testing.assert_array_equal(g, kept)  # the gradient is read, never overwritten
+    assert params["W1"] is W1  # updated in place: references held by the loop stay valid
+    np.testing.assert_array_equal(W1, course_updates(name, theta0, grads, 0.01, 3))
+    assert opt.t == 3

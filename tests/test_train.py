@@ -1,6 +1,12 @@
 import numpy as np
+import pytest
 
-from dltrain.engine.train import EarlyStopping, minibatches
+from dltrain.engine.activations import ACTIVATIONS
+from dltrain.engine.initializers import INITIALIZERS
+from dltrain.engine.losses import LOSSES
+from dltrain.engine.model import LayerSpec, Network, forward, init_params
+from dltrain.engine.optimizers import Adam
+from dltrain.engine.train import EarlyStopping, minibatches, train_epochs
 
 
 def test_minibatch_partition_148_by_64():
@@ -36,3 +42,37 @@ def test_early_stopping_max_mode():
     p = {"W1": np.zeros(1)}
     assert [stopper.update(e, v, p, {}) for e, v in enumerate([0.5, 0.6, 0.6, 0.55])] == [False, False, False, True]
     assert stopper.best_epoch == 1
+
+
+def test_float32_run_stays_float32(rng):
+    """Data, params, batch-norm state, gradients and optimizer state keep float32 through an epoch."""
+    f32 = np.float32
+    specs = (LayerSpec(6, ACTIVATIONS["relu"], batch_norm=True, keep_prob=0.8), LayerSpec(5, ACTIVATIONS["tanh"]),
+             LayerSpec(3, ACTIVATIONS["softmax"]))
+    net = Network(4, specs, LOSSES["softmax"], l2=0.1, l1=0.01)
+    params, state = init_params(net, INITIALIZERS["he"], rng, 1.0, dtype=f32)
+    X = rng.standard_normal((4, 50), dtype=f32)
+    Y = np.eye(3, dtype=f32)[:, rng.integers(0, 3, 50)]
+    optimizer = Adam()
+    grads_seen = []
+    step = optimizer.step
+    optimizer.step = lambda p, g, lr: (grads_seen.append({k: v.dtype for k, v in g.items()}), step(p, g, lr))
+    result = next(train_epochs(X, Y, params, state, net, optimizer, lambda e: 0.01, 1, batch_size=16,
+                               permutation=lambda e: rng.permutation(50), dropout_rng=lambda: rng))
+    assert result.iterations == 4 and np.isfinite(result.cost)
+    assert all(dt == f32 for g in grads_seen for dt in g.values())
+    arrays = {**params, **state, **{f"v/{k}": a for k, a in optimizer.v.items()}, **{f"s/{k}": a for k, a in optimizer.s.items()}}
+    assert len(optimizer.v) == len(params)
+    assert {k: a.dtype for k, a in arrays.items()} == {k: np.dtype(f32) for k in arrays}
+    AL, _ = forward(X, params, net, state, training=False)
+    assert AL.dtype == f32
+
+
+def test_float32_is_stable_at_extreme_logits():
+    Z = np.array([[-1000.0, -90.0, 0.0, 90.0, 1000.0]], dtype=np.float32)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):  # underflow to 0 is the right answer
+        A = ACTIVATIONS["sigmoid"].forward(Z)
+        cost = LOSSES["sigmoid"](Z, A, np.ones_like(Z))
+    assert A.dtype == np.float32 and A[0, 0] == 0.0 and A[0, -1] == 1.0
+    # -log sigmoid(z) summed: 1000 + 90 + log 2 + ~0 + 0, with no overflow and no log(0)
+    assert cost == pytest.approx(1090 + np.log(2), rel=1e-6)

@@ -17,9 +17,16 @@ class Activation(NamedTuple):
 
 def sigmoid(Z):
     """A = 1 / (1 + exp(-Z)), written so that exp never overflows. Z (n, m) -> A (n, m)."""
-    # exp(-|Z|) is in (0, 1]; choosing the branch by sign keeps both halves exact.
-    E = np.exp(-np.abs(Z))
-    return np.where(Z >= 0, 1.0 / (1.0 + E), E / (1.0 + E))
+    # E = exp(-|Z|) is in (0, 1]; A is 1 / (1 + E) where Z >= 0 and E / (1 + E) elsewhere, both
+    # exact. The course-reproduction runs are sensitive to the last bit of these values, so the
+    # formula stays; it is computed in place to halve the allocations on small layers.
+    E = np.abs(Z)
+    np.negative(E, out=E)
+    np.exp(E, out=E)
+    D = E + 1.0
+    np.copyto(E, 1.0, where=Z >= 0)
+    E /= D
+    return E
 
 
 def sigmoid_backward(dA, A):
@@ -34,7 +41,10 @@ def tanh(Z):
 
 def tanh_backward(dA, A):
     """dZ = dA * (1 - A^2)."""
-    return dA * (1.0 - A * A)
+    dZ = A * A
+    np.subtract(1.0, dZ, out=dZ)
+    dZ *= dA
+    return dZ
 
 
 def relu(Z):

@@ -10,9 +10,11 @@ import numpy as np
 
 def binary_cross_entropy(ZL, AL, Y):
     """sum_i -[y log a + (1 - y) log(1 - a)] with a = sigmoid(z). ZL, AL, Y (1, m) -> float."""
-    # -log sigmoid(z) = log(1 + e^-z) = max(-z, 0) + log1p(e^-|z|), stable for any z.
-    softplus_neg = np.maximum(-ZL, 0) + np.log1p(np.exp(-np.abs(ZL)))
-    return float(np.sum(softplus_neg + (1.0 - Y) * ZL))
+    # -log(1 - a) = log(1 + e^z) and -log a = log(1 + e^z) - z, so the loss is log(1 + e^z) - y z;
+    # logaddexp(0, z) computes log(1 + e^z) without overflow for any z, in one ufunc call.
+    L = np.logaddexp(0.0, ZL)
+    L -= Y * ZL
+    return float(L.sum())
 
 
 def categorical_cross_entropy(ZL, AL, Y):

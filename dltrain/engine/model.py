@@ -149,7 +149,8 @@ def backward(AL, Y, cache: ForwardCache, params, net: Network, m_reg: int):
     """
     m = Y.shape[1]
     grads = {}
-    dZ = (AL - Y) / m
+    dZ = AL - Y
+    dZ /= m
     dA = None
     for l in range(net.L, 0, -1):
         spec = net.layers[l - 1]

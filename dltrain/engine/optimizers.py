@@ -2,6 +2,11 @@
 
 Per-parameter state lives in dicts keyed by the parameter's name (v["W1"], s["gamma2"]), created
 lazily; `t` counts update steps (one per mini-batch). The learning rate is passed in, never owned.
+
+Every update is written with `out=` into per-parameter scratch arrays, so a step allocates
+nothing: on large layers fresh temporaries cost more than the arithmetic (page faults, cache
+misses). The order of operations is the course's, so results are bit-for-bit its formulas.
+Scratch arrays have the gradient's dtype, so a float32 run stays float32.
 """
 
 import numpy as np
@@ -12,11 +17,22 @@ class GD:
 
     def __init__(self):
         self.t = 0
+        self._scratch = {}  # name -> one or two arrays shaped like the parameter; not state
+
+    def scratch(self, name: str, g: np.ndarray, count: int = 1) -> list[np.ndarray]:
+        """`count` reusable arrays shaped and typed like g, created on the first step."""
+        bufs = self._scratch.get(name)
+        if bufs is None:
+            bufs = self._scratch[name] = [np.empty_like(g) for _ in range(count)]
+        return bufs
 
     def step(self, params, grads, lr):
         self.t += 1
+        lr = float(lr)  # a NumPy float64 scalar would promote a float32 product to float64
         for k, g in grads.items():
-            params[k] -= lr * g
+            (tmp,) = self.scratch(k, g)
+            np.multiply(g, lr, out=tmp)
+            params[k] -= tmp
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Everything needed to continue: arrays keyed 'v/W1', 's/W1', ..., and 't'."""
@@ -44,12 +60,15 @@ class Momentum(GD):
 
     def step(self, params, grads, lr):
         self.t += 1
-        beta = self.beta
+        lr, beta = float(lr), self.beta
         for k, g in grads.items():
-            v = self.v.setdefault(k, np.zeros_like(g))
+            v = self.v.get(k)
+            if v is None:
+                v = self.v[k] = np.zeros_like(g)
+            (tmp,) = self.scratch(k, g)
             v *= beta
-            v += (1.0 - beta) * g
-            params[k] -= lr * v
+            v += np.multiply(g, 1.0 - beta, out=tmp)
+            params[k] -= np.multiply(v, lr, out=tmp)
 
 
 class RMSprop(GD):
@@ -62,12 +81,19 @@ class RMSprop(GD):
 
     def step(self, params, grads, lr):
         self.t += 1
-        beta2 = self.beta2
+        lr, beta2 = float(lr), self.beta2
         for k, g in grads.items():
-            s = self.s.setdefault(k, np.zeros_like(g))
+            s = self.s.get(k)
+            if s is None:
+                s = self.s[k] = np.zeros_like(g)
+            tmp, denom = self.scratch(k, g, 2)
             s *= beta2
-            s += (1.0 - beta2) * (g * g)
-            params[k] -= lr * g / (np.sqrt(s) + self.epsilon)
+            np.multiply(g, g, out=tmp)
+            s += np.multiply(tmp, 1.0 - beta2, out=tmp)
+            np.sqrt(s, out=denom)
+            denom += self.epsilon
+            np.multiply(g, lr, out=tmp)
+            params[k] -= np.divide(tmp, denom, out=tmp)
 
 
 class Adam(GD):
@@ -80,16 +106,26 @@ class Adam(GD):
 
     def step(self, params, grads, lr):
         self.t += 1
-        beta1, beta2, t = self.beta1, self.beta2, self.t
+        lr, beta1, beta2, eps, t = float(lr), self.beta1, self.beta2, self.epsilon, self.t
         c1, c2 = 1.0 - beta1**t, 1.0 - beta2**t
         for k, g in grads.items():
-            v = self.v.setdefault(k, np.zeros_like(g))
-            s = self.s.setdefault(k, np.zeros_like(g))
+            v = self.v.get(k)
+            if v is None:
+                v = self.v[k] = np.zeros_like(g)
+                self.s[k] = np.zeros_like(g)
+            s = self.s[k]
+            tmp, denom = self.scratch(k, g, 2)
             v *= beta1
-            v += (1.0 - beta1) * g
+            v += np.multiply(g, 1.0 - beta1, out=tmp)
             s *= beta2
-            s += (1.0 - beta2) * (g * g)
-            params[k] -= lr * (v / c1) / (np.sqrt(s / c2) + self.epsilon)
+            np.multiply(g, g, out=tmp)
+            s += np.multiply(tmp, 1.0 - beta2, out=tmp)
+            np.divide(s, c2, out=denom)
+            np.sqrt(denom, out=denom)
+            denom += eps
+            np.divide(v, c1, out=tmp)
+            tmp *= lr
+            params[k] -= np.divide(tmp, denom, out=tmp)
 
 
 OPTIMIZERS = {"gd": GD, "momentum": Momentum, "rmsprop": RMSprop, "adam": Adam}

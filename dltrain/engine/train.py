@@ -1,5 +1,6 @@
 """The training loop as a generator of per-epoch results, mini-batch partitioning, early stopping."""
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,10 +34,17 @@ def minibatches(m: int, batch_size: int | None, perm: np.ndarray | None) -> list
     return [order[i : i + batch_size] for i in range(0, m, batch_size)]
 
 
-def check_finite(epoch: int, cost: float, params: dict) -> None:
-    """Raise DltrainError naming the epoch and the first array that is no longer finite."""
+def check_finite(epoch: int, cost: float, params: dict, check_params: bool = True) -> None:
+    """Raise DltrainError naming the epoch and the first array that is no longer finite.
+
+    A non-finite parameter makes the next step's cost non-finite, so the loop checks the
+    parameters themselves (one pass over every array) only after the last epoch or when the cost
+    is already bad, to name the culprit; on tiny networks that pass costs as much as a step.
+    """
+    if math.isfinite(cost) and not check_params:
+        return
     bad = [k for k, p in params.items() if not np.isfinite(p).all()]
-    if np.isfinite(cost) and not bad:
+    if math.isfinite(cost) and not bad:
         return
     what = f"parameter {bad[0]} has non-finite values" if bad else f"the cost is {cost}"
     raise DltrainError(
@@ -71,6 +79,8 @@ def train_epochs(
     m = X.shape[1]
     # Examples as rows in memory make gathering a shuffled mini-batch a copy of contiguous rows;
     # the transposed view hands the engine the course's (n_x, m_batch) layout without a copy.
+    # workflows stores X column-major (each example contiguous), so X.T is already that array and
+    # nothing is copied here; a row-major X is copied once.
     rows_X = np.ascontiguousarray(X.T) if batch_size is not None and batch_size < m else None
     rows_Y = np.ascontiguousarray(Y.T) if rows_X is not None else None
     use_dropout = net.has_dropout
@@ -101,7 +111,7 @@ def train_epochs(
                 update_running_stats(state, cache, net.bn_momentum)
             optimizer.step(params, grads, lr)
         data_cost, pen = data_total / m, penalty_total / m
-        check_finite(epoch, data_cost + pen, params)
+        check_finite(epoch, data_cost + pen, params, check_params=epoch == epochs - 1)
         yield EpochResult(
             epoch, data_cost + pen, data_cost, pen, lr, optimizer.t, time.perf_counter() - started
         )
