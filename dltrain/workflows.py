@@ -144,7 +144,7 @@ def build_augment(cfg: Config, data: "Prepared", rng) -> Callable[[int, np.ndarr
     def augment(epoch: int, X: np.ndarray) -> np.ndarray:
         m = X.shape[1]
         chosen = rng.permutation(m)[: m // 2]
-        X_epoch = X.copy()
+        X_epoch = X.copy(order="K")  # keeps the column-major layout, so train_epochs need not copy again
         X_epoch[:, chosen] = X[order][:, chosen]
         return X_epoch
 
