@@ -105,6 +105,108 @@ def train(
     out.print(str(outcome.run_dir), soft_wrap=True)
 
 
+def _positive(value: float) -> float:
+    if value <= 0:
+        raise typer.BadParameter(f"must be > 0, got {value:g}")
+    return value
+
+
+class CheckProgress:
+    """A transient bar of cost evaluations on a terminal, redrawn at most 10x/s; nothing otherwise."""
+
+    def __init__(self, show: bool):
+        self.bar = Progress(TextColumn("gradient check"), BarColumn(), TextColumn("{task.completed}/{task.total} cost evaluations"),
+                            TimeElapsedColumn(), console=out, transient=True) if show and out.is_terminal else None
+        self.task = self.bar.add_task("check", total=None) if self.bar else None
+        self._drawn = 0.0
+        if self.bar:
+            self.bar.start()
+
+    def __call__(self, done: int, total: int):
+        now = time.monotonic()
+        if self.bar and (done == total or now - self._drawn > 0.1):
+            self.bar.update(self.task, completed=done, total=total)
+            self._drawn = now
+
+    def close(self):
+        if self.bar:
+            self.bar.stop()
+
+
+def _gradcheck_json(name: str, o: workflows.GradcheckOutcome) -> dict:
+    worst = o.report.worst
+    return {
+        "config": name, "verdict": o.verdict, "overall": o.report.overall, "threshold": o.threshold, "epsilon": o.epsilon,
+        "examples": o.examples, "after_epochs": o.after_epochs, "max_per_param": o.max_per_param, "dtype": "float64",
+        "worst": {"parameter": worst.name, "relative_difference": worst.relative_error, "index": list(worst.worst_index),
+                  "analytic": worst.worst_analytic, "numeric": worst.worst_numeric},
+        "parameters": [{"name": a.name, "relative_difference": a.relative_error, "checked": a.checked, "size": a.size,
+                        "worst_index": list(a.worst_index), "analytic": a.worst_analytic, "numeric": a.worst_numeric}
+                       for a in o.report.arrays],
+        "kinks": [k._asdict() for k in o.kinks], "notices": o.notices, "warnings": o.warnings,
+    }
+
+
+VERDICT_STYLE = {"pass": "green", "suspicious": "yellow", "fail": "red"}
+
+
+def _print_gradcheck(name: str, o: workflows.GradcheckOutcome) -> None:
+    for line in o.notices:
+        out.print(f"note: {line}", soft_wrap=True)
+    for line in o.warnings:
+        out.print(f"[yellow]warning:[/yellow] {line}", soft_wrap=True)
+    after = f", after {o.after_epochs} epochs" if o.after_epochs else ""
+    table = Table(title=f"{name}: gradient check on {o.examples} examples{after}, epsilon {o.epsilon:g}",
+                  caption="difference = ||g - g_num|| / (||g|| + ||g_num||), 2-norms over the checked entries")
+    for col in ("parameter", "checked", "difference", "worst index", "analytic", "numeric"):
+        table.add_column(col, justify="left" if col == "parameter" else "right", no_wrap=col in ("analytic", "numeric"))
+    for a in o.report.arrays:
+        style = VERDICT_STYLE[workflows.verdict(a.relative_error, o.threshold)]
+        table.add_row(a.name, f"{a.checked}/{a.size}", f"[{style}]{a.relative_error:.2e}[/{style}]",
+                      ",".join(map(str, a.worst_index)), f"{a.worst_analytic:.7g}", f"{a.worst_numeric:.7g}")
+    out.print(table)
+    w = o.report.worst
+    out.print(f"overall relative difference {o.report.overall:.3e}; worst parameter {w.name} ({w.relative_error:.3e}), "
+              f"worst entry {w.name}{list(w.worst_index)}: analytic {w.worst_analytic:.10g}, numeric {w.worst_numeric:.10g}",
+              soft_wrap=True)
+    reason = {"pass": f"below the threshold {o.threshold:g}",
+              "suspicious": f"between the threshold {o.threshold:g} and 1e-05; look at {w.name} first",
+              "fail": f"above 1e-05: backprop is most likely wrong, start with {w.name}"}[o.verdict]
+    style = VERDICT_STYLE[o.verdict]
+    out.print(f"verdict: [{style}]{o.verdict}[/{style}] ({o.report.overall:.3e} is {reason})", soft_wrap=True)
+
+
+@app.command()
+def gradcheck(
+    config: Path = typer.Argument(..., help="YAML config file."),
+    set_: Optional[list[str]] = SetOption,
+    examples: int = typer.Option(10, "--examples", min=1, help="Training examples to compute the cost on: a subset drawn with the config's seed."),
+    epsilon: float = typer.Option(1e-7, "--epsilon", callback=_positive, help="Step of the two-sided differences."),
+    threshold: float = typer.Option(2e-7, "--threshold", callback=_positive, help="Pass below this overall relative difference."),
+    after_epochs: int = typer.Option(0, "--after-epochs", min=0, help="Train this many epochs first, as `train` would."),
+    max_per_param: Optional[int] = typer.Option(None, "--max-per-param", min=1, help="Check a seeded sample of this many entries per array (default: all)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+):
+    """Compare backprop's gradients with numeric ones for the model a config describes.
+
+    Exit code 0 when the verdict is pass, 1 when it is suspicious or fail (or on a data error).
+    """
+    progress = CheckProgress(not as_json)
+    try:
+        cfg = _load(config, set_)
+        outcome = workflows.gradcheck(cfg, examples, epsilon, threshold, after_epochs, max_per_param, progress)
+    except DltrainError as e:
+        progress.close()
+        fail(e)
+    progress.close()
+    if as_json:
+        out.print(json.dumps(_gradcheck_json(cfg.name, outcome), indent=2), soft_wrap=True)
+    else:
+        _print_gradcheck(cfg.name, outcome)
+    if outcome.verdict != "pass":
+        raise typer.Exit(1)
+
+
 @config_app.command("show")
 def config_show(config: Path = typer.Argument(..., help="YAML config file."), set_: Optional[list[str]] = SetOption):
     """Print the config with every default filled in, as the run folder records it."""

@@ -25,6 +25,23 @@ class GradcheckReport(NamedTuple):
     overall: float  # relative error over all checked entries of all arrays together
     arrays: list[ArrayCheck]
 
+    @property
+    def worst(self) -> ArrayCheck | None:
+        """The array with the largest relative error: where to look for a bug."""
+        return max(self.arrays, key=lambda a: a.relative_error, default=None)
+
+
+# The course's reading of the difference: about 1e-7 is right, up to 1e-5 deserves a closer look,
+# above that backprop is most likely wrong.
+SUSPICIOUS_UP_TO = 1e-5
+
+
+def verdict(difference: float, threshold: float) -> str:
+    """'pass' below threshold, 'suspicious' up to SUSPICIOUS_UP_TO, 'fail' above it."""
+    if difference < threshold:
+        return "pass"
+    return "suspicious" if difference <= SUSPICIOUS_UP_TO else "fail"
+
 
 def relative_error(g: np.ndarray, g_hat: np.ndarray) -> float:
     """||g - g^||_2 / (||g||_2 + ||g^||_2), 0 when both are zero."""

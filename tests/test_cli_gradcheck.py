@@ -1,0 +1,156 @@
+"""`dltrain gradcheck` and workflows.gradcheck: the configured model's backprop against numeric gradients."""
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from dltrain import workflows
+from dltrain.cli import app
+from dltrain.config import load_config, validate_config
+from dltrain.data import load_dataset
+from dltrain.engine import model
+from dltrain.engine.model import backward, forward
+from dltrain.errors import DltrainError
+from tests.conftest import COURSE_DATA, REPO
+
+runner = CliRunner()
+PLANAR = {"name": "p", "seed": 2, "data": {"dataset": "planar"},
+          "model": {"layers": ["auto", 4, 3, 1], "hidden_activation": "relu"},
+          "optimizer": {"name": "gd", "learning_rate": 0.5}, "training": {"epochs": 10}}
+
+
+def write(tmp_path, tree=PLANAR):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(tree))
+    return path
+
+
+def test_pass_table_and_json(tmp_path):
+    res = runner.invoke(app, ["gradcheck", str(write(tmp_path))])
+    assert res.exit_code == 0, res.output
+    assert "verdict: pass" in res.output and "worst parameter" in res.output
+    for name in ("W1", "b1", "W2", "b2", "W3", "b3"):
+        assert f"\n│ {name} " in res.output
+    res = runner.invoke(app, ["gradcheck", str(write(tmp_path)), "--json", "--examples", "7"])
+    report = json.loads(res.output)
+    assert res.exit_code == 0 and report["verdict"] == "pass" and report["examples"] == 7
+    assert report["overall"] < 2e-7 and report["dtype"] == "float64"
+    assert [p["name"] for p in report["parameters"]] == ["W1", "b1", "W2", "b2", "W3", "b3"]
+    assert [(p["checked"], p["size"]) for p in report["parameters"]] == [(8, 8), (4, 4), (12, 12), (3, 3), (3, 3), (1, 1)]
+    worst = max(report["parameters"], key=lambda p: p["relative_difference"])
+    assert report["worst"]["parameter"] == worst["name"] and report["worst"]["index"] == worst["worst_index"]
+
+
+def course_bug(real):
+    """The course's broken backward, injected into the engine: dW2 doubled, db1 computed with 4/m."""
+
+    def dense_backward(dZ, cache, need_dA_prev=True):
+        dA_prev, dW, db = real(dZ, cache, need_dA_prev)
+        if cache.W.shape == (3, 4):  # layer 2 of the 2-4-3-1 net
+            dW = 2 * dW
+        if cache.W.shape == (4, 2):  # layer 1
+            db = 4 * db
+        return dA_prev, dW, db
+
+    return dense_backward
+
+
+def test_injected_backward_bug_fails_and_names_the_array(tmp_path, monkeypatch):
+    monkeypatch.setattr(model, "dense_backward", course_bug(model.dense_backward))
+    res = runner.invoke(app, ["gradcheck", str(write(tmp_path)), "--json"])
+    assert res.exit_code == 1
+    report = json.loads(res.output)
+    assert report["verdict"] == "fail" and report["overall"] > 1e-5
+    assert report["worst"]["parameter"] in {"W2", "b1"}
+    assert {p["name"] for p in report["parameters"] if p["relative_difference"] > 1e-5} == {"W2", "b1"}
+    res = runner.invoke(app, ["gradcheck", str(write(tmp_path))])
+    assert res.exit_code == 1 and "verdict: fail" in res.output and "start with" in res.output
+
+
+def test_suspicious_exits_1_and_a_looser_threshold_passes(tmp_path):
+    path = str(write(tmp_path))
+    overall = json.loads(runner.invoke(app, ["gradcheck", path, "--json"]).output)["overall"]
+    res = runner.invoke(app, ["gradcheck", path, "--threshold", f"{overall / 2:g}"])
+    assert res.exit_code == 1 and "verdict: suspicious" in res.output
+    assert runner.invoke(app, ["gradcheck", path, "--threshold", f"{overall * 2:g}"]).exit_code == 0
+
+
+def test_after_epochs_checks_the_parameters_train_reaches(tmp_path):
+    cfg = validate_config(PLANAR)
+    outcome = workflows.gradcheck(cfg, examples=400, after_epochs=7)  # every example: no subset to pick
+    trained = workflows.load_trained(workflows.train(cfg.model_copy(update={"training": cfg.training.model_copy(
+        update={"epochs": 7})}), run_dir=tmp_path / "run").run_dir)
+    data = workflows.prepare_data(cfg)
+    AL, cache = forward(data.X["train"], trained.params, trained.net, trained.state)
+    grads = backward(AL, data.Y["train"], cache, trained.params, trained.net, 400)
+    b3 = next(a for a in outcome.report.arrays if a.name == "b3")
+    assert b3.worst_analytic == grads["b3"][0, 0]
+    assert outcome.verdict == "pass" and outcome.after_epochs == 7
+
+
+def test_max_per_param_samples_and_says_so(tmp_path):
+    res = runner.invoke(app, ["gradcheck", str(write(tmp_path)), "--max-per-param", "2", "--json"])
+    report = json.loads(res.output)
+    assert [(p["checked"], p["size"]) for p in report["parameters"]] == [(2, 8), (2, 4), (2, 12), (2, 3), (2, 3), (1, 1)]
+    assert any("a seeded sample of 11 of the 31 entries" in n for n in report["notices"])
+    assert report["max_per_param"] == 2
+
+
+def test_float32_config_is_checked_in_float64(tmp_path):
+    res = runner.invoke(app, ["gradcheck", str(write(tmp_path)), "--set", "dtype=float32"])
+    assert res.exit_code == 0, res.output
+    assert "note: the config's dtype is float32; the check runs in float64" in res.output
+
+
+def test_dropout_is_switched_off_with_a_notice(monkeypatch):
+    build = workflows.build_network
+
+    def with_dropout(cfg, n_x):
+        net = build(cfg, n_x)
+        return net._replace(layers=tuple(s._replace(keep_prob=0.5) for s in net.layers[:-1]) + net.layers[-1:])
+
+    monkeypatch.setattr(workflows, "build_network", with_dropout)
+    outcome = workflows.gradcheck(validate_config(PLANAR), after_epochs=2)
+    assert outcome.verdict == "pass"
+    assert any(n.startswith("dropout is off for the check") for n in outcome.notices)
+
+
+def test_relu_kink_is_warned_about(monkeypatch):
+    # An all-zero input column gives Z1 = W1 @ 0 + b1 = 0 exactly (biases start at zero), so A1 = 0
+    # and Z2 = b2 = 0 too: every hidden unit sits on the kink for that example, and perturbing a
+    # bias moves it across.
+    X = np.random.default_rng(0).standard_normal((2, 6))
+    X[:, 3] = 0.0
+    monkeypatch.setitem(__import__("dltrain.data.core", fromlist=["LOADERS"]).LOADERS, "planar",
+                        lambda d: (X, np.arange(6) % 2, None, None, ["a", "b"], None))
+    outcome = workflows.gradcheck(validate_config(PLANAR))
+    assert [(k.layer, k.near) for k in outcome.kinks] == [(1, 4), (2, 3)]
+    assert all(k.crossings > 0 for k in outcome.kinks)
+    assert outcome.warnings[0].startswith("layer 1 (relu): 4 pre-activations within epsilon")
+
+
+def test_bad_options_exit_2(tmp_path):
+    for args in (["--epsilon", "0"], ["--threshold", "-1"], ["--examples", "0"], ["--max-per-param", "0"]):
+        res = runner.invoke(app, ["gradcheck", str(write(tmp_path)), *args])
+        assert res.exit_code == 2, args
+    res = runner.invoke(app, ["gradcheck", str(write(tmp_path)), "--set", "model.hidden_activation=rleu"])
+    assert res.exit_code == 2 and "did you mean 'relu'?" in res.output
+
+
+CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_every_shipped_config_passes(path):
+    overrides = [f"data.dir={COURSE_DATA}"] if COURSE_DATA and "dir" in (yaml.safe_load(path.read_text())["data"]) else []
+    try:
+        load_dataset(load_config(path, overrides).data)
+    except DltrainError as e:
+        pytest.skip(f"data not present: {e}")
+    args = ["gradcheck", str(path), "--examples", "5", "--max-per-param", "10", "--json"]
+    res = runner.invoke(app, args + [x for o in overrides for x in ("--set", o)])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["verdict"] == "pass"
