@@ -400,9 +400,11 @@ def gradcheck(
     params, state = init_params(net, INITIALIZERS[cfg.init.scheme], rng, cfg.init.scale, np.dtype(cfg.dtype))
     X, Y = data.X["train"], data.Y["train"]
     if after_epochs:
-        # The course advises checking after some training too: train exactly as `train` does.
-        for _ in train_epochs(X, Y, params, state, net, build_optimizer(cfg), build_schedule(cfg), after_epochs,
-                              cfg.training.batch_size, build_permutation(cfg, rng, X.shape[1]), dropout_rng=lambda: rng):
+        # The course advises checking after some training too: train exactly as `train` does
+        # (early stopping aside: K epochs are asked for).
+        optimizer, augment = build_optimizer(cfg), build_augment(cfg, data, rng)
+        for _ in train_epochs(X, Y, params, state, net, optimizer, build_schedule(cfg), after_epochs, cfg.training.batch_size,
+                              build_permutation(cfg, rng, X.shape[1]), build_dropout_rng(cfg, rng), augment):
             pass
     if net.has_dropout:
         notices.append("dropout is off for the check (keep_prob 1 in every layer): with random masks the cost is not a fixed function")

@@ -79,15 +79,17 @@ def test_suspicious_exits_1_and_a_looser_threshold_passes(tmp_path):
 
 
 def test_after_epochs_checks_the_parameters_train_reaches(tmp_path):
-    cfg = validate_config(PLANAR)
+    # course streams, mini-batches, dropout and Adam: every piece of train's wiring shapes the params
+    tree = {**PLANAR, "rng": "course", "optimizer": {"name": "adam", "learning_rate": 0.01},
+            "regularization": {"keep_prob": 0.8}, "training": {"epochs": 7, "batch_size": 64}}
+    cfg = validate_config(tree)
     outcome = workflows.gradcheck(cfg, examples=400, after_epochs=7)  # every example: no subset to pick
-    trained = workflows.load_trained(workflows.train(cfg.model_copy(update={"training": cfg.training.model_copy(
-        update={"epochs": 7})}), run_dir=tmp_path / "run").run_dir)
+    trained = workflows.load_trained(workflows.train(cfg, run_dir=tmp_path / "run").run_dir)
     data = workflows.prepare_data(cfg)
-    AL, cache = forward(data.X["train"], trained.params, trained.net, trained.state)
+    AL, cache = forward(data.X["train"], trained.params, trained.net, trained.state, training=False)  # no dropout
     grads = backward(AL, data.Y["train"], cache, trained.params, trained.net, 400)
     b3 = next(a for a in outcome.report.arrays if a.name == "b3")
-    assert b3.worst_analytic == grads["b3"][0, 0]
+    assert b3.worst_analytic == pytest.approx(grads["b3"][0, 0], rel=1e-12)
     assert outcome.verdict == "pass" and outcome.after_epochs == 7
 
 
@@ -105,17 +107,40 @@ def test_float32_config_is_checked_in_float64(tmp_path):
     assert "note: the config's dtype is float32; the check runs in float64" in res.output
 
 
-def test_dropout_is_switched_off_with_a_notice(monkeypatch):
-    build = workflows.build_network
+def test_dropout_is_switched_off_with_a_notice(tmp_path):
+    res = runner.invoke(app, ["gradcheck", str(write(tmp_path)), "--set", "regularization.keep_prob=[0.5,0.7]",
+                              "--after-epochs", "2"])
+    assert res.exit_code == 0, res.output
+    assert "note: dropout is off for the check (keep_prob 1 in every layer)" in res.output
 
-    def with_dropout(cfg, n_x):
-        net = build(cfg, n_x)
-        return net._replace(layers=tuple(s._replace(keep_prob=0.5) for s in net.layers[:-1]) + net.layers[-1:])
 
-    monkeypatch.setattr(workflows, "build_network", with_dropout)
-    outcome = workflows.gradcheck(validate_config(PLANAR), after_epochs=2)
-    assert outcome.verdict == "pass"
-    assert any(n.startswith("dropout is off for the check") for n in outcome.notices)
+def test_batch_norm_and_penalties_are_checked(tmp_path, monkeypatch):
+    args = ["gradcheck", str(write(tmp_path)), "--json", "--set", "model.batch_norm=true", "--set", "regularization.l2=0.7",
+            "--set", "regularization.l1=0.05", "--after-epochs", "3"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output)
+    assert [p["name"] for p in report["parameters"]] == ["W1", "gamma1", "beta1", "W2", "gamma2", "beta2", "W3", "b3"]
+    # a penalty counted twice in the cost but not in the gradient, or a wrong dgamma, must fail
+    for target, bug, culprit in (("l2_penalty", doubled, "W"), ("l1_penalty", doubled, "W"),
+                                 ("batchnorm_backward", tripled_dgamma, "gamma")):
+        with monkeypatch.context() as patch:
+            patch.setattr(model, target, bug(getattr(model, target)))
+            res = runner.invoke(app, args)
+        assert res.exit_code == 1, target
+        assert json.loads(res.output)["worst"]["parameter"].startswith(culprit), target
+
+
+def doubled(real):
+    return lambda *args: 2 * real(*args)
+
+
+def tripled_dgamma(real):
+    def batchnorm_backward(dZt, cache):
+        dZ, dgamma, dbeta = real(dZt, cache)
+        return dZ, 3 * dgamma, dbeta
+
+    return batchnorm_backward
 
 
 def test_relu_kink_is_warned_about(monkeypatch):
