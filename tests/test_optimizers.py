@@ -95,3 +95,15 @@ def test_in_place_updates_equal_the_course_formulas_bit_for_bit(name, opt, rng):
     assert params["W1"] is W1  # updated in place: references held by the loop stay valid
     np.testing.assert_array_equal(W1, course_updates(name, theta0, grads, 0.01, 3))
     assert opt.t == 3
+
+
+def test_adam_in_row_blocks_equals_the_course_formula(rng):
+    """Adam updates large arrays block by block (for cache reuse); blocks of 2 rows here."""
+    theta0 = rng.standard_normal((5, 4))
+    grads = [rng.standard_normal((5, 4)) for _ in range(3)]
+    opt, params = Adam(), {"W1": theta0.copy()}
+    opt.block = 8
+    for g in grads:
+        opt.step(params, {"W1": g}, 0.01)
+    np.testing.assert_array_equal(params["W1"], course_updates("adam", theta0, grads, 0.01, 3))
+    assert opt._scratch["W1"][0].shape == (2, 4)

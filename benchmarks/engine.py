@@ -1,0 +1,490 @@
+"""Training-step speed of the dltrain engine against PyTorch CPU and scikit-learn (issue 9).
+
+    python benchmarks/engine.py                      # all four workloads, table on stdout
+    python benchmarks/engine.py --quick              # fewer rounds and steps: about a minute
+    python benchmarks/engine.py --workloads W1,W3 --rounds 3 --steps 20 --json
+
+A step is one optimizer update: forward, cost, backward, update. Mini-batch workloads time whole
+epochs (shuffle and gathering included) and divide by the epoch's steps. Data are synthetic, of
+the real shapes, generated directly in the measured dtype as rows (m, n_x): PyTorch and
+scikit-learn take the rows, dltrain takes their transpose (n_x, m), a view with every example
+contiguous, which is the layout `dltrain train` prepares.
+
+- dltrain: `engine.train.train_epochs`, the loop `dltrain train` runs, in float64 and float32.
+- PyTorch (only if installed; never a dltrain dependency): a plain `nn.Sequential` loop,
+  `torch.set_num_threads(--threads)`, BCEWithLogits / CrossEntropy loss, `loss.item()` per step
+  (dltrain also turns each step's cost into a Python float).
+- scikit-learn (only if installed): `MLPClassifier(warm_start=True, max_iter=E)`, `alpha=0`,
+  plain SGD (momentum 0) or Adam. One `fit` call runs E epochs of the same steps; its time divided
+  by the steps is the step time, so its once-per-fit input validation is spread over those steps.
+
+Implementations are interleaved round by round (their order rotates), and the ratio of dltrain
+to the fastest peer of the same dtype is taken within each round; the table gives the median of
+those per-round ratios, which cancels most of the drift on a shared machine. The floor is
+6 x weights x batch FLOPs divided by the best GEMM rate measured here for that dtype (a square
+1024 matmul). Peak memory is the peak resident set size (`resource.getrusage` ru_maxrss) of a
+fresh process that imports the library, builds the full-size data and runs one measurement
+(VmHWM from /proc/self/status; `resource.getrusage` ru_maxrss where there is no /proc).
+
+The last section times `dltrain train` on configs/cat_deep.yaml (plus a 10% dev split, so dev
+evaluation at every logged epoch; the CLI's live progress bar drawn into memory; history
+logging) against a bare `train_epochs` loop over the same epochs, from the first epoch's end to
+the last's, alternating which goes first; end to end adds data loading, the run folder, plots
+and the model file. It needs the course's cat files (datasets/ or ../shared/datasets).
+"""
+
+import argparse
+import io
+import json
+import math
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+class Workload(NamedTuple):
+    title: str
+    sizes: list[int]
+    hidden: str
+    optimizer: str
+    learning_rate: float
+    m: int
+    batch_size: int | None  # None: full batch
+    steps: int  # steps per measurement by default
+    pixels: bool  # inputs uniform in [0, 1) like images; else standard normal
+
+
+WORKLOADS = {
+    "W1": Workload("cat-deep", [12288, 20, 7, 5, 1], "relu", "gd", 0.0075, 209, None, 10, True),
+    "W2": Workload("signs", [12288, 25, 12, 6], "relu", "adam", 0.0001, 1080, 32, 34, True),
+    "W3": Workload("planar", [2, 4, 1], "tanh", "gd", 1.2, 400, None, 300, False),
+    "W4": Workload("wide", [784, 512, 512, 10], "relu", "adam", 0.001, 60000, 256, 235, True),
+}
+DTYPES = {"f64": np.float64, "f32": np.float32}
+IMPLS = ["dltrain-f64", "dltrain-f32", "torch-f64", "torch-f32", "sklearn-f64", "sklearn-f32"]
+
+
+def describe(w: Workload) -> str:
+    output = "sigmoid" if w.sizes[-1] == 1 else "softmax"
+    how = "full-batch" if w.batch_size is None else f"mini-batch {w.batch_size}"
+    return f"{w.title} {w.sizes} {w.hidden}->{output}, m={w.m}, {how} {w.optimizer.upper()}"
+
+
+def weights(w: Workload) -> int:
+    return sum(a * b for a, b in zip(w.sizes[:-1], w.sizes[1:]))
+
+
+def plan(w: Workload, steps: int) -> tuple[int, int, int]:
+    """-> (epochs per measurement, examples used, optimizer steps per measurement)."""
+    if w.batch_size is None:
+        return steps, w.m, steps
+    k = min(w.m, steps * w.batch_size)  # an epoch over the first k examples
+    return 1, k, math.ceil(k / w.batch_size)
+
+
+def make_data(w: Workload, dtype, seed: int = 0):
+    """Rows (m, n_x) in dtype, generated directly in it so no float64 copy ever exists; labels (m,)."""
+    rng = np.random.default_rng(seed)
+    shape = (w.m, w.sizes[0])
+    rows = rng.random(shape, dtype=dtype) if w.pixels else rng.standard_normal(shape, dtype=dtype)
+    y = rng.integers(0, max(2, w.sizes[-1]), w.m)
+    return rows, y
+
+
+def limit_threads(threads: int):
+    """Give NumPy's BLAS the same thread count as PyTorch (threadpoolctl ships with scikit-learn)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return None
+    return threadpool_limits(limits=threads, user_api="blas")
+
+
+# ---- the implementations: each returns run(epochs, k), training in place on the first k examples
+
+
+def dltrain_runner(w: Workload, dtype, rows, y):
+    from dltrain.engine.activations import ACTIVATIONS
+    from dltrain.engine.initializers import INITIALIZERS
+    from dltrain.engine.losses import LOSSES
+    from dltrain.engine.model import LayerSpec, Network, init_params
+    from dltrain.engine.optimizers import OPTIMIZERS
+    from dltrain.engine.train import train_epochs
+
+    output = "sigmoid" if w.sizes[-1] == 1 else "softmax"
+    specs = [LayerSpec(n, ACTIVATIONS[w.hidden]) for n in w.sizes[1:-1]] + [LayerSpec(w.sizes[-1], ACTIVATIONS[output])]
+    net = Network(w.sizes[0], tuple(specs), LOSSES[output])
+    rng = np.random.default_rng(1)
+    init = INITIALIZERS["he" if w.hidden == "relu" else "xavier"]
+    params, state = init_params(net, init, rng, 1.0, dtype)
+    optimizer = OPTIMIZERS[w.optimizer]()
+    X = rows.T  # (n_x, m), column-major: no copy
+    Y = y.reshape(1, -1).astype(dtype) if output == "sigmoid" else np.eye(w.sizes[-1], dtype=dtype)[:, y]
+
+    def run(epochs, k):
+        permutation = (lambda epoch: rng.permutation(k)) if w.batch_size else None
+        for _ in train_epochs(X[:, :k], Y[:, :k], params, state, net, optimizer, lambda epoch: w.learning_rate,
+                              epochs, w.batch_size, permutation):
+            pass
+
+    return run
+
+
+def torch_runner(w: Workload, dtype, rows, y):
+    import torch
+
+    tdtype = torch.float64 if dtype == np.float64 else torch.float32
+    act = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}[w.hidden]
+    layers = []
+    for a, b in zip(w.sizes[:-1], w.sizes[1:]):
+        layers += [torch.nn.Linear(a, b), act()]
+    model = torch.nn.Sequential(*layers[:-1]).to(tdtype)
+    X = torch.from_numpy(rows)
+    if w.sizes[-1] == 1:
+        loss_fn, Y = torch.nn.BCEWithLogitsLoss(), torch.from_numpy(y.astype(dtype)).reshape(-1, 1)
+    else:
+        loss_fn, Y = torch.nn.CrossEntropyLoss(), torch.from_numpy(y)
+    opt_class = torch.optim.SGD if w.optimizer == "gd" else torch.optim.Adam
+    optimizer = opt_class(model.parameters(), lr=w.learning_rate)
+    generator = torch.Generator().manual_seed(1)
+
+    def run(epochs, k):
+        for _ in range(epochs):
+            batches = [slice(0, k)] if w.batch_size is None else torch.randperm(k, generator=generator).split(w.batch_size)
+            total = 0.0
+            for idx in batches:
+                xb, yb = X[idx], Y[idx]
+                optimizer.zero_grad(set_to_none=True)
+                loss = loss_fn(model(xb), yb)
+                loss.backward()
+                optimizer.step()
+                total += loss.item() * len(yb)
+
+    return run
+
+
+def sklearn_runner(w: Workload, dtype, rows, y):
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    solver = {"gd": dict(solver="sgd", momentum=0.0, nesterovs_momentum=False), "adam": dict(solver="adam")}[w.optimizer]
+    clf = MLPClassifier(hidden_layer_sizes=tuple(w.sizes[1:-1]), activation=w.hidden, alpha=0.0,
+                        batch_size=w.batch_size or w.m, learning_rate_init=w.learning_rate, shuffle=w.batch_size is not None,
+                        tol=0.0, n_iter_no_change=10**9, warm_start=True, random_state=1, **solver)
+
+    def run(epochs, k):
+        clf.set_params(max_iter=epochs, batch_size=min(w.batch_size or k, k))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.fit(rows[:k], y[:k])
+
+    return run
+
+
+RUNNERS = {"dltrain": dltrain_runner, "torch": torch_runner, "sklearn": sklearn_runner}
+
+
+def available(impl: str) -> bool:
+    lib = impl.split("-")[0]
+    if lib == "dltrain":
+        return True
+    try:
+        __import__({"torch": "torch", "sklearn": "sklearn.neural_network"}[lib])
+    except ImportError:
+        return False
+    return True
+
+
+def build(impl: str, w: Workload, data, threads: int):
+    lib, dt = impl.split("-")
+    if lib == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+    rows, y = data[dt]
+    return RUNNERS[lib](w, DTYPES[dt], rows, y)
+
+
+def gemm_gflops(dtype, n: int = 1024, repeats: int = 3) -> float:
+    """Best rate of a square n x n matmul: the BLAS speed the floor is computed from."""
+    a = np.random.default_rng(0).random((n, n), dtype=dtype)
+    best = math.inf
+    a @ a
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ a
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+# ---- memory: one fresh process per (workload, implementation)
+
+
+def memory_child(wname: str, impl: str, steps: int, threads: int) -> None:
+    limiter = limit_threads(threads)  # noqa: F841 (kept alive for the process)
+    w = WORKLOADS[wname]
+    dt = impl.split("-")[1]
+    data = {dt: make_data(w, DTYPES[dt])}
+    run = build(impl, w, data, threads)
+    epochs, k, _ = plan(w, steps)
+    run(epochs, k)
+    print(json.dumps({"peak_mb": peak_rss_mb()}))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set: VmHWM on Linux, else ru_maxrss.
+
+    ru_maxrss survives exec on Linux, so a child forked from a large parent would report the
+    parent's size; VmHWM belongs to the new process image only.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB elsewhere
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+
+
+def peak_memory(wname: str, impl: str, steps: int, threads: int) -> float | None:
+    proc = subprocess.run([sys.executable, __file__, "--memory-child", wname, impl, "--steps", str(steps),
+                           "--threads", str(threads)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(f"  (peak memory of {impl} on {wname} failed: {proc.stderr.strip().splitlines()[-1:]})", file=sys.stderr)
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])["peak_mb"]
+
+
+# ---- the timed rounds
+
+
+def bench_workload(wname: str, impls: list[str], rounds: int, steps: int, threads: int, rates: dict) -> dict:
+    w = WORKLOADS[wname]
+    dts = sorted({i.split("-")[1] for i in impls})
+    data = {dt: make_data(w, DTYPES[dt]) for dt in dts}
+    epochs, k, n_steps = plan(w, steps)
+    runners = {}
+    for impl in impls:
+        runners[impl] = build(impl, w, data, threads)
+        runners[impl](1, min(k, 4 * (w.batch_size or k)))  # warm-up: lazy state, allocator, thread pools
+    times = {impl: [] for impl in impls}
+    ratios = {impl: [] for impl in impls}
+    for r in range(rounds):
+        for dt in dts:  # the floor's GEMM rate, re-measured as the machine's load changes
+            rates[dt] = max(rates.get(dt, 0.0), gemm_gflops(DTYPES[dt]))
+        order = impls[r % len(impls):] + impls[: r % len(impls)]
+        this_round = {}
+        for impl in order:
+            t = time.perf_counter()
+            runners[impl](epochs, k)
+            this_round[impl] = (time.perf_counter() - t) / n_steps
+            times[impl].append(this_round[impl])
+        for impl in impls:
+            dt = impl.split("-")[1]
+            peers = [this_round[p] for p in impls if not p.startswith("dltrain") and p.endswith(dt)]
+            if peers:
+                ratios[impl].append(this_round[impl] / min(peers))
+    batch = w.batch_size or w.m
+    result = {}
+    for impl in impls:
+        ms = statistics.median(times[impl]) * 1e3
+        result[impl] = {"median_ms": ms, "examples_per_s": k / n_steps / (ms / 1e3)}
+        if ratios[impl]:
+            result[impl]["ratio_to_peer"] = statistics.median(ratios[impl])
+    for dt in dts:
+        result[f"floor_{dt}_ms"] = 6 * weights(w) * batch / (rates[dt] * 1e9) * 1e3
+    for impl in impls:
+        result[impl]["ratio_to_floor"] = result[impl]["median_ms"] / result[f"floor_{impl.split('-')[1]}_ms"]
+    return result
+
+
+# ---- dltrain train against the bare loop
+
+
+def course_data_dir() -> Path | None:
+    for folder in (REPO / "datasets", REPO.parent / "shared" / "datasets"):
+        if (folder / "train_catvnoncat.h5").is_file():
+            return folder
+    return None
+
+
+def train_overhead(epochs: int, rounds: int) -> dict | None:
+    """Median over rounds of (loop time of workflows.train with progress) / (bare train_epochs loop) - 1."""
+    from rich.console import Console
+
+    from dltrain import cli, workflows
+    from dltrain.config import load_config
+    from dltrain.engine.initializers import INITIALIZERS
+    from dltrain.engine.train import train_epochs
+
+    data_dir = course_data_dir()
+    if data_dir is None:
+        return None
+    cfg = load_config(REPO / "configs" / "cat_deep.yaml", [f"data.dir={data_dir}", f"training.epochs={epochs}", "data.dev_fraction=0.1"])
+    cli.out = Console(file=io.StringIO(), force_terminal=True, width=100)  # the live bar, drawn into memory
+
+    def full() -> tuple[float, float]:
+        stamps = []
+        progress = cli.EpochProgress(epochs, quiet=False)
+
+        def hook(r, row):
+            progress(r, row)
+            stamps.append(time.perf_counter())
+
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory() as tmp:
+            workflows.train(cfg, run_dir=Path(tmp) / "run", progress=hook)
+        progress.close()
+        return stamps[-1] - stamps[0], time.perf_counter() - started
+
+    def bare() -> tuple[float, float]:
+        started = time.perf_counter()
+        data = workflows.prepare_data(cfg)
+        net = workflows.build_network(cfg, data.n_x)
+        rng = workflows.init_rng(cfg)
+        params, state = workflows.init_params(net, INITIALIZERS[cfg.init.scheme], rng, cfg.init.scale, np.dtype(cfg.dtype))
+        stamps = []
+        for _ in train_epochs(data.X["train"], data.Y["train"], params, state, net, workflows.build_optimizer(cfg),
+                              workflows.build_schedule(cfg), epochs):
+            stamps.append(time.perf_counter())
+        return stamps[-1] - stamps[0], time.perf_counter() - started
+
+    loop_ratios, total_ratios = [], []
+    for r in range(rounds):
+        if r % 2:
+            (fl, ft), (bl, bt) = full(), bare()
+        else:
+            (bl, bt), (fl, ft) = bare(), full()
+        loop_ratios.append(fl / bl)
+        total_ratios.append(ft / bt)
+    return {"config": "configs/cat_deep.yaml", "epochs": epochs, "rounds": rounds,
+            "loop_overhead": statistics.median(loop_ratios) - 1, "end_to_end_overhead": statistics.median(total_ratios) - 1}
+
+
+# ---- report
+
+
+TARGETS = [  # (workload, implementation, kind, bound) from issue 9
+    *[(wl, "dltrain-f32", "peer", 0.8) for wl in ("W1", "W2", "W4")],
+    ("W3", "dltrain-f32", "torch", 0.5),
+    *[(wl, "dltrain-f64", "peer", 0.8) for wl in WORKLOADS],
+    ("W4", "dltrain-f32", "floor", 1.5),
+    ("W1", "dltrain-f32", "floor", 2.0),
+]
+
+
+def target_lines(results: dict) -> list[str]:
+    lines = []
+    for wl, impl, kind, bound in TARGETS:
+        entry = results.get(wl, {}).get(impl)
+        if entry is None:
+            continue
+        if kind == "peer":
+            value, what = entry.get("ratio_to_peer"), "x fastest peer"
+        elif kind == "floor":
+            value, what = entry["ratio_to_floor"], "x floor"
+        else:
+            torch_entry = results[wl].get(f"torch-{impl[-3:]}")
+            value, what = (entry["median_ms"] / torch_entry["median_ms"] if torch_entry else None), "x torch"
+        if value is not None:
+            lines.append(f"{wl} {impl} {value:.2f} {what} (target <= {bound}): {'met' if value <= bound else 'MISSED'}")
+    w4 = results.get("W4", {})
+    for dt, size in (("f32", 4), ("f64", 8)):
+        peak = w4.get(f"dltrain-{dt}", {}).get("peak_mb")
+        if peak is not None:
+            bound = 2 * WORKLOADS["W4"].m * WORKLOADS["W4"].sizes[0] * size / 2**20 + 200
+            lines.append(f"W4 dltrain-{dt} peak {peak:.0f} MB (target <= {bound:.0f} MB): {'met' if peak <= bound else 'MISSED'}")
+    return lines
+
+
+def print_table(results: dict, overhead: dict | None, rates: dict) -> None:
+    print("GEMM rate: " + ", ".join(f"{dt} {rates[dt]:.1f} GFLOP/s" for dt in sorted(rates)) + f"; load average {os.getloadavg()[0]:.2f}")
+    for wname, res in results.items():
+        floors = ", ".join(f"{dt} {res[f'floor_{dt}_ms']:.3f} ms" for dt in DTYPES if f"floor_{dt}_ms" in res)
+        print(f"\n{wname} {describe(WORKLOADS[wname])}  (floor: {floors})")
+        print(f"  {'implementation':<13} {'ms/step':>9} {'examples/s':>11} {'vs peer':>8} {'vs floor':>9} {'peak MB':>8}")
+        for impl in IMPLS:
+            e = res.get(impl)
+            if e is None:
+                continue
+            peer = f"{e['ratio_to_peer']:.2f}x" if "ratio_to_peer" in e else "-"
+            peak = f"{e['peak_mb']:.0f}" if "peak_mb" in e else "-"
+            print(f"  {impl:<13} {e['median_ms']:>9.3f} {e['examples_per_s']:>11.0f} {peer:>8} {e['ratio_to_floor']:>8.2f}x {peak:>8}")
+    if overhead is not None:
+        print(f"\ndltrain train vs bare engine loop on {overhead['config']} ({overhead['epochs']} epochs, dev split, "
+              f"live progress bar, history logging): loop {overhead['loop_overhead']:+.1%}, "
+              f"end to end {overhead['end_to_end_overhead']:+.1%} (data loading, plots, model file included)")
+    lines = target_lines(results)
+    if overhead is not None:
+        lines.append(f"dltrain train loop overhead {overhead['loop_overhead']:+.1%} (target <= +5%): "
+                     f"{'met' if overhead['loop_overhead'] <= 0.05 else 'MISSED'}")
+    if lines:
+        print("\nTargets (issue 9):")
+        for line in lines:
+            print(f"  {line}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated subset of W1,W2,W3,W4")
+    p.add_argument("--rounds", type=int, default=None, help="interleaved rounds per workload (default 5, --quick 2)")
+    p.add_argument("--steps", type=int, default=None, help="optimizer steps per measurement (default per workload)")
+    p.add_argument("--threads", type=int, default=2, help="threads for PyTorch and NumPy's BLAS (default 2)")
+    p.add_argument("--quick", action="store_true", help="2 rounds, at most 40 steps, 100 epochs of dltrain train")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    p.add_argument("--no-train-overhead", action="store_true", help="skip dltrain train vs the bare loop")
+    p.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
+    p.add_argument("--memory-child", nargs=2, metavar=("WORKLOAD", "IMPL"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.memory_child:
+        memory_child(*args.memory_child, args.steps, args.threads)
+        return 0
+    wnames = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    unknown = [w for w in wnames if w not in WORKLOADS]
+    if unknown:
+        p.error(f"unknown workload(s) {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}")
+    rounds = args.rounds or (2 if args.quick else 5)
+    impls = [i for i in IMPLS if available(i)]
+    limiter = limit_threads(args.threads)  # noqa: F841 (kept alive for the run)
+    rates, results = {}, {}
+    for wname in wnames:
+        w = WORKLOADS[wname]
+        steps = args.steps or (min(w.steps, 40) if args.quick else w.steps)
+        print(f"{wname}: {rounds} rounds of {plan(w, steps)[2]} steps x {len(impls)} implementations", file=sys.stderr)
+        results[wname] = bench_workload(wname, impls, rounds, steps, args.threads, rates)
+        if not args.no_memory:
+            for impl in impls:
+                peak = peak_memory(wname, impl, steps, args.threads)
+                if peak is not None:
+                    results[wname][impl]["peak_mb"] = peak
+    overhead = None
+    if not args.no_train_overhead:
+        print("dltrain train vs the bare loop on configs/cat_deep.yaml", file=sys.stderr)
+        overhead = train_overhead(100 if args.quick else 200, 2 if args.quick else 5)
+        if overhead is None:
+            print("  (skipped: the course's cat files are not in datasets/ or ../shared/datasets)", file=sys.stderr)
+    if args.json:
+        out = {"workloads": results}
+        if overhead is not None:
+            out["train_overhead"] = overhead
+        print(json.dumps(out, indent=2))
+    else:
+        print_table(results, overhead, rates)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
