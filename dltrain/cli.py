@@ -172,6 +172,8 @@ def _print_gradcheck(name: str, o: workflows.GradcheckOutcome) -> None:
     reason = {"pass": f"below the threshold {o.threshold:g}",
               "suspicious": f"between the threshold {o.threshold:g} and 1e-05; look at {w.name} first",
               "fail": f"above 1e-05: backprop is most likely wrong, start with {w.name}"}[o.verdict]
+    if o.warnings and o.verdict != "pass":
+        reason += " (but see the warning above: the check is not valid at a kink)"
     style = VERDICT_STYLE[o.verdict]
     out.print(f"verdict: [{style}]{o.verdict}[/{style}] ({o.report.overall:.3e} is {reason})", soft_wrap=True)
 

@@ -373,6 +373,31 @@ def pre_activation(cache: ForwardCache, params: dict, l: int) -> np.ndarray:
     return c.dense.W @ c.dense.A_prev + params[f"b{l}"]
 
 
+def draw_examples(X, params, net: Network, state, kinked: list[int], m: int, epsilon: float, rng) -> tuple[np.ndarray, int]:
+    """Sorted column indices of m examples of X (n_x, M) drawn with rng, and how many draws were replaced.
+
+    An example that puts a pre-activation of a `kinked` layer within epsilon of 0 is replaced by
+    the next one in the seeded order while there are others: at a kink the two-sided difference
+    averages two slopes. (At initialization, with zero biases, an example that no unit of a layer
+    lets through gives the next layer Z = b = 0 exactly.) With batch norm every example shifts
+    the others' statistics, so the batch is re-examined after each replacement.
+    """
+    order = rng.permutation(X.shape[1])
+    cols, spare = order[:m].copy(), order[m:]
+    replaced = 0
+    while kinked:
+        cache = forward(X[:, cols], params, net, state, training=True)[1]
+        on_kink = np.zeros(m, dtype=bool)
+        for l in kinked:
+            on_kink |= (np.abs(pre_activation(cache, params, l)) < epsilon).any(axis=0)
+        swap = np.flatnonzero(on_kink)[: spare.size]
+        if swap.size == 0:
+            break
+        cols[swap], spare = spare[: swap.size], spare[swap.size :]
+        replaced += swap.size
+    return np.sort(cols), replaced
+
+
 def gradcheck(
     cfg: Config,
     examples: int = 10,
@@ -411,13 +436,16 @@ def gradcheck(
         net = net._replace(layers=tuple(spec._replace(keep_prob=1.0) for spec in net.layers))
 
     pick = np.random.default_rng(cfg.seed)
-    m = min(examples, X.shape[1])
-    cols = np.sort(pick.choice(X.shape[1], size=m, replace=False))
+    kinked = list(range(1, net.L)) if cfg.model.hidden_activation in ("relu", "leaky_relu") else []
+    cols, replaced = draw_examples(X, params, net, state, kinked, min(examples, X.shape[1]), epsilon, pick)
+    if replaced:
+        notices.append(f"{replaced} of the examples drawn had a {cfg.model.hidden_activation} pre-activation within "
+                       "epsilon of the kink at 0, where the numeric gradient is no derivative; others were drawn instead")
     X, Y = X[:, cols], Y[:, cols]
+    m = X.shape[1]
     AL, cache = forward(X, params, net, state, training=True)
     grads = backward(AL, Y, cache, params, net, m)
 
-    kinked = list(range(1, net.L)) if cfg.model.hidden_activation in ("relu", "leaky_relu") else []
     near = {l: int(np.count_nonzero(np.abs(pre_activation(cache, params, l)) < epsilon)) for l in kinked}
     # A > 0 exactly where Z > 0 for relu and leaky relu, so the cached outputs tell which side each unit is on.
     active = {l: cache.layers[l - 1].A > 0 for l in kinked}

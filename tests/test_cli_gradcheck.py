@@ -143,18 +143,32 @@ def tripled_dgamma(real):
     return batchnorm_backward
 
 
+def zero_columns_loader(monkeypatch, m, zero):
+    """Planar replaced by m standard-normal examples of which the columns `zero` are all 0."""
+    X = np.random.default_rng(0).standard_normal((2, m))
+    X[:, zero] = 0.0
+    monkeypatch.setitem(__import__("dltrain.data.core", fromlist=["LOADERS"]).LOADERS, "planar",
+                        lambda d: (X, np.arange(m) % 2, None, None, ["a", "b"], None))
+
+
 def test_relu_kink_is_warned_about(monkeypatch):
     # An all-zero input column gives Z1 = W1 @ 0 + b1 = 0 exactly (biases start at zero), so A1 = 0
     # and Z2 = b2 = 0 too: every hidden unit sits on the kink for that example, and perturbing a
     # bias moves it across.
-    X = np.random.default_rng(0).standard_normal((2, 6))
-    X[:, 3] = 0.0
-    monkeypatch.setitem(__import__("dltrain.data.core", fromlist=["LOADERS"]).LOADERS, "planar",
-                        lambda d: (X, np.arange(6) % 2, None, None, ["a", "b"], None))
+    # With only 6 examples, all are used and the one on the kink cannot be replaced.
+    zero_columns_loader(monkeypatch, 6, [3])
     outcome = workflows.gradcheck(validate_config(PLANAR))
     assert [(k.layer, k.near) for k in outcome.kinks] == [(1, 4), (2, 3)]
     assert all(k.crossings > 0 for k in outcome.kinks)
     assert outcome.warnings[0].startswith("layer 1 (relu): 4 pre-activations within epsilon")
+
+
+def test_examples_on_a_kink_are_replaced(monkeypatch):
+    zero_columns_loader(monkeypatch, 20, list(range(0, 20, 2)))
+    outcome = workflows.gradcheck(validate_config(PLANAR), examples=6)
+    assert outcome.examples == 6 and not outcome.warnings and outcome.verdict == "pass"
+    assert [k.near for k in outcome.kinks] == [0, 0]
+    assert "of the examples drawn had a relu pre-activation within epsilon of the kink" in outcome.notices[0]
 
 
 def test_bad_options_exit_2(tmp_path):
@@ -175,7 +189,7 @@ def test_every_shipped_config_passes(path):
         load_dataset(load_config(path, overrides).data)
     except DltrainError as e:
         pytest.skip(f"data not present: {e}")
-    args = ["gradcheck", str(path), "--examples", "5", "--max-per-param", "10", "--json"]
+    args = ["gradcheck", str(path), "--max-per-param", "10", "--json"]
     res = runner.invoke(app, args + [x for o in overrides for x in ("--set", o)])
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["verdict"] == "pass"
