@@ -3,6 +3,7 @@
 import json
 import sys
 import time
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -14,6 +15,7 @@ from rich.table import Table
 
 from dltrain import workflows
 from dltrain.config import Config, load_config
+from dltrain.data.images import import_image_folder
 from dltrain.errors import DltrainError
 
 app = typer.Typer(
@@ -24,6 +26,9 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect configs: the resolved values and the JSON Schema.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+datasets_app = typer.Typer(help="The datasets: what is available, what a data section loads, image-folder import.",
+                           no_args_is_help=True)
+app.add_typer(datasets_app, name="datasets")
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -223,6 +228,79 @@ def config_show(config: Path = typer.Argument(..., help="YAML config file."), se
 def config_schema():
     """Print the JSON Schema of config files (for editors and validators)."""
     out.print(json.dumps(Config.model_json_schema(), indent=2), soft_wrap=True)
+
+
+def counts_table(counts: dict[str, list[int]], classes: list[str], title: str | None = None) -> Table:
+    """Examples per split and per class."""
+    table = Table(title=title)
+    for col in ("split", "examples", *classes):
+        table.add_column(col, justify="left" if col == "split" else "right")
+    for split, per_class in counts.items():
+        table.add_row(split, str(sum(per_class)), *map(str, per_class))
+    return table
+
+
+@datasets_app.command("list")
+def datasets_list(data_dir: Path = typer.Option(Path("datasets"), "--dir", help="Folder the course files are looked for in.")):
+    """The known datasets, the data: keys that select them, and whether their files are in --dir."""
+    table = Table(title=f"datasets (files looked for in {data_dir.resolve()})")
+    for col in ("name", "config", "files"):
+        table.add_column(col, overflow="fold")
+    for entry in workflows.list_datasets(data_dir):
+        files = ", ".join(f"{p.name} {'[green]found[/green]' if ok else '[red]missing[/red]'}" for p, ok in entry.files)
+        table.add_row(entry.name, entry.select, files or "-")
+    out.print(table)
+
+
+@datasets_app.command("info")
+def datasets_info(spec: str = typer.Argument(..., help="A YAML config file, or a dataset name (cat, signs, moons, ...)."),
+                  set_: Optional[list[str]] = SetOption):
+    """Shapes, classes and examples per class in each split, carved as `train` would carve them."""
+    try:
+        info = workflows.dataset_info(spec, set_ or [])
+    except DltrainError as e:
+        fail(e)
+    shape = f" (images {'x'.join(map(str, info.image_shape))})" if info.image_shape else ""
+    out.print(f"dataset {info.dataset}: {info.n_x} features{shape}, {len(info.classes)} classes, "
+              f"raw train values {info.value_range[0]:g} .. {info.value_range[1]:g}", soft_wrap=True)
+    out.print(counts_table(info.counts, info.classes))
+
+
+@datasets_app.command("import")
+def datasets_import(
+    folder: Path = typer.Argument(..., help="Folder with one sub-folder of .jpg/.png images per class."),
+    output: Path = typer.Argument(..., help="The .h5 file to write (must not exist)."),
+    size: int = typer.Option(64, "--size", min=1, max=4096, help="Resize every image to SIZE x SIZE pixels."),
+    test_fraction: float = typer.Option(0.2, "--test-fraction", min=0.0, max=0.99, help="Share of images held out as test (stratified)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the test split."),
+):
+    """Turn a folder of class sub-folders of images into an h5 file in the course layout (train with dataset: images)."""
+    try:
+        result = import_image_folder(folder, output, size, test_fraction, seed)
+    except DltrainError as e:
+        fail(e)
+    out.print(counts_table(result.counts, result.classes, f"{result.out}: {'x'.join(map(str, result.image_shape))} RGB uint8"))
+
+
+class Layout(str, Enum):
+    rows = "rows"
+    columns = "columns"
+
+
+@app.command()
+def predict(
+    run_dir: Path = typer.Argument(..., help="A finished run folder (it has model.h5)."),
+    inputs: list[Path] = typer.Argument(..., help="Image files (.jpg/.jpeg/.png) or array files (.npz/.h5/.hdf5/.mat)."),
+    key: Optional[str] = typer.Option(None, "--key", help="Array to read from array files (default: the file's only array)."),
+    layout: Layout = typer.Option(Layout.rows, "--layout", help="Array files: rows (one example per row) or columns (n_x, m)."),
+):
+    """Print INPUT, predicted class and its probability (tab-separated), one line per image or example."""
+    try:
+        predictions = workflows.predict(run_dir, inputs, key, layout.value)
+    except DltrainError as e:
+        fail(e)
+    for p in predictions:
+        typer.echo(f"{p.input}\t{p.label}\t{p.probability:.4f}")  # real tabs (rich would expand them)
 
 
 def main():

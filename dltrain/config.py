@@ -30,16 +30,50 @@ class AugmentConfig(Strict):
 
 class DataBase(Strict):
     dev_fraction: float = Field(0.0, ge=0.0, lt=1.0, description="share of train carved out as dev (stratified)")
+    dev_size: int | None = Field(None, ge=1, description="number of train examples carved out as dev (instead of dev_fraction)")
+    test_fraction: float | None = Field(
+        None, gt=0.0, lt=1.0, description="share of train carved out as test, for data without a test part"
+    )
+    split_seed: int = Field(0, description="seed of the stratified dev/test carving (independent of the init seed)")
     normalize: Literal["none", "scale", "standardize"] = Field(
         "none", description="scale: /255 for images; standardize: per-feature train mean/std"
     )
     augment: AugmentConfig = AugmentConfig()
+
+    def own_test(self) -> str | None:
+        """Why this config already has a test set (so test_fraction cannot apply), or None."""
+        return None
+
+    @model_validator(mode="after")
+    def _check_splits(self):
+        if self.dev_size is not None and self.dev_fraction > 0:
+            raise ValueError("give dev_fraction or dev_size, not both")
+        if self.test_fraction is not None:
+            reason = self.own_test()
+            if reason:
+                raise ValueError(f"test_fraction is only for data without a test part, but {reason}")
+            if self.dev_fraction + self.test_fraction >= 1:
+                raise ValueError(f"dev_fraction + test_fraction must be below 1 to leave training examples, "
+                                 f"got {self.dev_fraction} + {self.test_fraction}")
+        return self
 
 
 class CatData(DataBase):
     dataset: Literal["cat"]
     dir: str = Field("datasets", description="folder holding train_catvnoncat.h5 and test_catvnoncat.h5")
     normalize: Literal["none", "scale", "standardize"] = "scale"
+
+    def own_test(self):
+        return "cat has its own test file"
+
+
+class SignsData(DataBase):
+    dataset: Literal["signs"]
+    dir: str = Field("datasets", description="folder holding train_signs.h5 and test_signs.h5")
+    normalize: Literal["none", "scale", "standardize"] = "scale"
+
+    def own_test(self):
+        return "signs has its own test file"
 
 
 class PlanarData(DataBase):
@@ -59,6 +93,9 @@ class MoonsData(DataBase):
     noise: float = Field(0.2, ge=0.0)
     test: GeneratedTest | None = Field(None, description="generate a test set with its own seed and size")
 
+    def own_test(self):
+        return "data.test generates one" if self.test is not None else None
+
 
 class CirclesData(DataBase):
     dataset: Literal["circles"]
@@ -70,8 +107,62 @@ class CirclesData(DataBase):
         GeneratedTest(seed=2, n_samples=100), description="generate a test set with its own seed and size"
     )
 
+    def own_test(self):
+        return "data.test generates one (set test: null to carve one instead)" if self.test is not None else None
 
-DataConfig = Annotated[CatData | PlanarData | MoonsData | CirclesData, Field(discriminator="dataset")]
+
+FILE_SUFFIXES = (".npz", ".h5", ".hdf5", ".mat", ".csv")
+
+
+class FileData(DataBase):
+    dataset: Literal["file"]
+    path: str = Field(description="a .npz, .h5/.hdf5, .mat (MATLAB) or .csv file; the suffix selects the reader")
+    x_train: str = Field("x_train", description="key of the training features")
+    y_train: str = Field("y_train", description="key of the training labels")
+    x_test: str | None = Field("x_test", description="key of the test features; used when the file has it")
+    y_test: str | None = Field("y_test", description="key of the test labels; used when the file has it")
+    layout: Literal["rows", "columns"] = Field("rows", description="rows: one example per row (m, ...); columns: (n_x, m)")
+    label_column: str | None = Field(None, description="csv only: the header name of the label column")
+    classes: list[str] | None = Field(None, min_length=2, description="class names for labels 0..C-1; default '0'..'C-1'")
+
+    @field_validator("path")
+    @classmethod
+    def _check_suffix(cls, path):
+        if not path.lower().endswith(FILE_SUFFIXES):
+            raise ValueError(f"path must end in {', '.join(FILE_SUFFIXES)} (the suffix selects the reader)")
+        return path
+
+    @model_validator(mode="after")
+    def _check_csv(self):
+        is_csv = self.path.lower().endswith(".csv")
+        if is_csv and self.label_column is None:
+            raise ValueError("a .csv file needs label_column: the header name of the column holding the labels")
+        if not is_csv and self.label_column is not None:
+            raise ValueError("label_column is only for .csv files; name arrays with x_train/y_train/x_test/y_test")
+        keys = [k for k in ("x_train", "y_train", "x_test", "y_test") if getattr(self, k) != type(self).model_fields[k].default]
+        if is_csv and keys:
+            raise ValueError(f"a .csv file has one table: drop {', '.join(keys)} (carve a test set with test_fraction)")
+        if (self.x_test is None) != (self.y_test is None):
+            raise ValueError("set both x_test and y_test, or both to null")
+        if self.classes is not None and len(set(self.classes)) != len(self.classes):
+            raise ValueError(f"classes must be distinct names, got {self.classes}")
+        return self
+
+
+class ImagesData(DataBase):
+    dataset: Literal["images"]
+    path: str = Field(description="h5 file in the course layout (train_set_x, train_set_y, list_classes), "
+                                  "e.g. written by `dltrain datasets import`; its test_set_x/test_set_y are the test part")
+    test_path: str | None = Field(None, description="separate h5 file holding test_set_x/test_set_y (as the course ships them)")
+    normalize: Literal["none", "scale", "standardize"] = "scale"
+
+    def own_test(self):
+        return "test_path is set" if self.test_path is not None else None
+
+
+DataConfig = Annotated[
+    CatData | SignsData | PlanarData | MoonsData | CirclesData | FileData | ImagesData, Field(discriminator="dataset")
+]
 
 # ---- model, init ------------------------------------------------------------------------------
 
@@ -351,6 +442,18 @@ def validate_config(tree: dict, source: str = "config") -> Config:
         raise DltrainError("\n".join(format_errors(e, source, tree)), 2) from None
     except RecursionError:
         raise DltrainError(f"{source}: the config nests too deeply", 2) from None
+
+
+class DataSection(Strict):
+    data: DataConfig
+
+
+def validate_data(tree: dict, source: str = "config") -> "DataConfig":
+    """Validate {"data": {...}} alone (no model section), with the same one-line-per-problem errors."""
+    try:
+        return DataSection.model_validate(tree).data
+    except ValidationError as e:
+        raise DltrainError("\n".join(format_errors(e, source, tree)), 2) from None
 
 
 def _models_in(annotation) -> list[type]:

@@ -11,13 +11,16 @@ from typing import NamedTuple
 import numpy as np
 
 from dltrain import __version__, plots
-from dltrain.config import Config, validate_config
+from dltrain.config import Config, load_config, parse_override, set_path, validate_config, validate_data
 from dltrain.data import load_dataset
+from dltrain.data.core import CATALOG, LOADERS
+from dltrain.data.files import READERS, features, read_single_array
+from dltrain.data.images import IMAGE_SUFFIXES, read_image
 from dltrain.data.prepare import (
     apply_normalization,
     check_labels,
     normalization_stats,
-    stratified_split,
+    split_dataset,
     targets,
 )
 from dltrain.engine.activations import ACTIVATIONS, leaky_relu
@@ -56,7 +59,7 @@ class Prepared(NamedTuple):
 
 
 def prepare_data(cfg: Config) -> Prepared:
-    """Load, check against the model, carve the dev split, normalize with train statistics."""
+    """Load, check against the model, carve the dev/test splits, normalize with train statistics."""
     ds = load_dataset(cfg.data)
     n_x = ds.X_train.shape[0]
     first = cfg.model.layers[0]
@@ -74,13 +77,8 @@ def prepare_data(cfg: Config) -> Prepared:
         )
     if cfg.model.output_activation == "softmax" and n_out != n_classes:
         raise DltrainError(f"the data has {n_classes} classes but the softmax output layer has {n_out} units")
-    split_X, split_y = {"train": ds.X_train}, {"train": ds.y_train}
-    if cfg.data.dev_fraction > 0:
-        keep, dev = stratified_split(ds.y_train, cfg.data.dev_fraction, np.random.default_rng(cfg.seed))
-        split_X = {"train": ds.X_train[:, keep], "dev": ds.X_train[:, dev]}
-        split_y = {"train": ds.y_train[keep], "dev": ds.y_train[dev]}
-    if ds.X_test is not None:
-        split_X["test"], split_y["test"] = ds.X_test, ds.y_test
+    splits = split_dataset(ds, cfg.data, np.random.default_rng(cfg.data.split_seed))
+    split_X, split_y = {k: v.X for k, v in splits.items()}, {k: v.y for k, v in splits.items()}
     stats = normalization_stats(split_X["train"], cfg.data.normalize)
     dtype = np.dtype(cfg.dtype)
     # Column-major: each example (column) is contiguous, so the training loop gathers shuffled
@@ -290,6 +288,7 @@ def train(
         optimizer=optimizer.state_dict(),
         config=json.dumps(resolved),
         classes=json.dumps(data.classes),
+        image_shape=json.dumps(data.image_shape),
     )
     plots.cost_curve(run.path("cost.png"), run.rows, f"{cfg.name}: cost", marks)
     if data.n_x == 2:
@@ -317,6 +316,7 @@ class Trained(NamedTuple):
     state: dict[str, np.ndarray]
     normalization: dict[str, np.ndarray]
     classes: list[str]
+    image_shape: tuple[int, ...] | None = None  # (h, w, c) of the images the run trained on
 
 
 def load_trained(run_dir: Path) -> Trained:
@@ -328,6 +328,7 @@ def load_trained(run_dir: Path) -> Trained:
     try:
         tree = json.loads(saved["config"])
         classes = json.loads(saved["classes"])
+        image_shape = json.loads(saved.get("image_shape", "null"))
     except (KeyError, ValueError):
         raise DltrainError(f"{run_dir / 'model.h5'} has no readable config or classes attribute") from None
     cfg = validate_config(tree, source=str(run_dir / "model.h5"))
@@ -341,7 +342,8 @@ def load_trained(run_dir: Path) -> Trained:
         if key not in params or params[key].shape != shape:
             got = params[key].shape if key in params else "nothing"
             raise DltrainError(f"{run_dir / 'model.h5'}: {key} should be {shape} for the saved config, got {got}")
-    return Trained(run_dir, cfg, net, params, state, saved.get("normalization", {}), classes)
+    return Trained(run_dir, cfg, net, params, state, saved.get("normalization", {}), classes,
+                   tuple(image_shape) if image_shape else None)
 
 
 class KinkCheck(NamedTuple):
@@ -480,3 +482,91 @@ def gradcheck(
     return GradcheckOutcome(report, verdict(report.overall, threshold), m, epsilon, threshold, after_epochs, max_per_param,
                             kinks, notices, warnings)
 
+
+# ---- datasets -------------------------------------------------------------------------------------
+
+
+class CatalogEntry(NamedTuple):
+    name: str
+    select: str  # the data: keys that select it
+    files: list[tuple[Path, bool]]  # where each file is looked for, and whether it is there
+
+
+def list_datasets(data_dir: Path = Path("datasets")) -> list[CatalogEntry]:
+    """The known datasets: how a config selects each, and which of their files are in data_dir."""
+    return [
+        CatalogEntry(name, select.replace("DIR", str(data_dir)), [(data_dir / f, (data_dir / f).is_file()) for f in files])
+        for name, select, files in CATALOG
+    ]
+
+
+class DatasetInfo(NamedTuple):
+    dataset: str
+    classes: list[str]
+    n_x: int
+    image_shape: tuple[int, ...] | None
+    counts: dict[str, list[int]]  # split -> examples per class
+    value_range: tuple[float, float]  # min and max of the raw training features
+
+
+def dataset_info(spec: str, overrides: list[str] = ()) -> DatasetInfo:
+    """Shapes, classes and per-split class counts of a config file's `data:` section or a dataset name.
+
+    The splits are carved exactly as `train` carves them (same data.split_seed).
+    """
+    if spec in LOADERS:
+        tree = {"data": {"dataset": spec}}
+        for text in overrides:
+            set_path(tree, *parse_override(text))
+        data = validate_data(tree, source=f"dataset {spec}")
+    elif Path(spec).suffix.lower() in (".yaml", ".yml"):
+        data = load_config(spec, list(overrides)).data
+    else:
+        raise DltrainError(f"{spec!r} is neither a config file (.yaml) nor a dataset name ({', '.join(LOADERS)})", 2)
+    ds = load_dataset(data)
+    splits = split_dataset(ds, data, np.random.default_rng(data.split_seed))
+    counts = {k: np.bincount(v.y, minlength=len(ds.classes)).tolist() for k, v in splits.items()}
+    X = splits["train"].X
+    return DatasetInfo(data.dataset, ds.classes, X.shape[0], ds.image_shape, counts, (float(X.min()), float(X.max())))
+
+
+# ---- predict --------------------------------------------------------------------------------------
+
+
+class Prediction(NamedTuple):
+    input: str  # the image file, or FILE[i] for example i of an array file
+    label: str  # the predicted class name
+    probability: float  # the model's probability of that class
+
+
+def predict(run_dir: Path, inputs: list[Path], key: str | None = None, layout: str = "rows") -> list[Prediction]:
+    """Class and probability per image (resized to the run's image shape) or per example of an array file.
+
+    Inputs are raw values as in the training data (pixels 0-255); the run's saved normalization is applied.
+    """
+    t = load_trained(run_dir)
+    names, columns = [], []
+    for path in map(Path, inputs):
+        is_array = path.suffix.lower() in READERS
+        if is_array:
+            X, _ = features(read_single_array(path, key), layout, str(path))
+            names += [f"{path}[{i}]" for i in range(X.shape[1])]
+        elif path.suffix.lower() in IMAGE_SUFFIXES:
+            if t.image_shape is None:
+                raise DltrainError(f"{t.run_dir} was not trained on images (no image shape in its model.h5); "
+                                   "give an .npz/.h5/.mat file of feature arrays instead")
+            X = read_image(path, t.image_shape).reshape(-1, 1).astype(np.float64)
+            names.append(str(path))
+        else:
+            raise DltrainError(f"{path}: expected an image ({', '.join(IMAGE_SUFFIXES)}) or an array file "
+                               f"({', '.join(READERS)})", 2)
+        if X.shape[0] != t.net.n_x:
+            raise DltrainError(f"{path}: {X.shape[0]} features per example but the model expects {t.net.n_x} "
+                               f"(X.shape={X.shape}{', layout: ' + layout if is_array else ''})")
+        columns.append(X)
+    X = apply_normalization(np.concatenate(columns, axis=1), t.normalization).astype(np.dtype(t.cfg.dtype))
+    AL, _ = evaluation_forward(X, t.params, t.net, t.state)
+    labels = labels_from_output(AL)
+    # One sigmoid unit gives P(class 1); the predicted class's probability is p or 1 - p.
+    prob = np.where(labels == 1, AL[0], 1.0 - AL[0]) if AL.shape[0] == 1 else AL[labels, np.arange(labels.size)]
+    return [Prediction(n, t.classes[c], float(p)) for n, c, p in zip(names, labels, prob)]

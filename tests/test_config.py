@@ -93,3 +93,47 @@ def test_unsafe_or_broken_yaml(tmp_path):
         C.load_config(f)
     with pytest.raises(DltrainError, match="not found"):
         C.load_config(tmp_path / "missing.yaml")
+
+
+def test_dataset_names_match_loaders_and_catalog():
+    from dltrain.data.core import CATALOG, LOADERS
+
+    members = typing.get_args(typing.get_args(C.DataConfig)[0])
+    names = {typing.get_args(m.model_fields["dataset"].annotation)[0] for m in members}
+    assert names == set(LOADERS)
+    assert names <= {select.split(",")[0].split()[1] for _, select, _ in CATALOG}
+
+
+@pytest.mark.parametrize(
+    "data,expected",
+    [
+        ({"dataset": "moons", "dev_fraction": 0.1, "dev_size": 5}, "give dev_fraction or dev_size, not both"),
+        ({"dataset": "moons", "dev_size": 0}, "cfg: data.dev_size: got 0; Input should be greater than or equal to 1"),
+        ({"dataset": "cat", "test_fraction": 0.1}, "test_fraction is only for data without a test part, but cat has its own test file"),
+        ({"dataset": "signs", "test_fraction": 0.1}, "signs has its own test file"),
+        ({"dataset": "circles", "test_fraction": 0.1}, "set test: null to carve one instead"),
+        ({"dataset": "images", "path": "a.h5", "test_path": "b.h5", "test_fraction": 0.1}, "test_path is set"),
+        ({"dataset": "moons", "dev_fraction": 0.5, "test_fraction": 0.5}, "dev_fraction + test_fraction must be below 1"),
+        ({"dataset": "file", "path": "d.txt"}, "cfg: data.path: got 'd.txt'; path must end in .npz, .h5, .hdf5, .mat, .csv"),
+        ({"dataset": "file", "path": "d.csv"}, "a .csv file needs label_column"),
+        ({"dataset": "file", "path": "d.npz", "label_column": "y"}, "label_column is only for .csv files"),
+        ({"dataset": "file", "path": "d.csv", "label_column": "y", "x_test": "xv"}, "a .csv file has one table: drop x_test"),
+        ({"dataset": "file", "path": "d.npz", "y_test": None}, "set both x_test and y_test, or both to null"),
+        ({"dataset": "file", "path": "d.npz", "classes": ["a", "a"]}, "classes must be distinct names"),
+        ({"dataset": "file", "path": "d.npz", "layout": "cols"}, "cfg: data.layout: got 'cols'; allowed: rows, columns; did you mean 'columns'?"),
+        ({"dataset": "file"}, "cfg: data.path: required key is missing"),
+        ({"dataset": "sings"}, "cfg: data: got 'sings'; allowed: cat, signs, planar, moons, circles, file, images; did you mean 'signs'?"),
+    ],
+)
+def test_data_errors(data, expected):
+    lines = problems({"data": data, "model": BASE["model"]})
+    assert any(expected in line for line in lines), lines
+
+
+def test_data_splits_accepted():
+    cfg = C.validate_config({"data": {"dataset": "circles", "test": None, "test_fraction": 0.01, "dev_fraction": 0.01},
+                             "model": BASE["model"]})
+    assert (cfg.data.test_fraction, cfg.data.dev_fraction, cfg.data.split_seed) == (0.01, 0.01, 0)
+    # The resolved config (every key written out) validates again, as load_trained needs.
+    csv = C.validate_config({"data": {"dataset": "file", "path": "d.csv", "label_column": "y"}, "model": BASE["model"]})
+    assert C.validate_config(csv.model_dump(mode="json")).data == csv.data

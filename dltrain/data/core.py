@@ -4,8 +4,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from dltrain.data.files import load_file
 from dltrain.data.generated import load_circles, load_moons, load_planar
-from dltrain.data.h5 import load_cat
+from dltrain.data.h5 import load_cat, load_images, load_signs
 
 
 class Dataset(NamedTuple):
@@ -19,7 +20,27 @@ class Dataset(NamedTuple):
     image_shape: tuple[int, ...] | None  # (64, 64, 3) for images flattened in C order, else None
 
 
-LOADERS = {"cat": load_cat, "planar": load_planar, "moons": load_moons, "circles": load_circles}
+LOADERS = {
+    "cat": load_cat,
+    "signs": load_signs,
+    "planar": load_planar,
+    "moons": load_moons,
+    "circles": load_circles,
+    "file": load_file,
+    "images": load_images,
+}
+
+# What `dltrain datasets list` shows: (name, the data: keys that select it, files looked for in DIR).
+CATALOG = [
+    ("cat", "dataset: cat, dir: DIR", ["train_catvnoncat.h5", "test_catvnoncat.h5"]),
+    ("signs", "dataset: signs, dir: DIR", ["train_signs.h5", "test_signs.h5"]),
+    ("football", "dataset: file, path: DIR/football.mat, x_train: X, y_train: y, x_test: Xval, y_test: yval", ["football.mat"]),
+    ("planar", "dataset: planar (generated in code)", []),
+    ("moons", "dataset: moons (generated in code)", []),
+    ("circles", "dataset: circles (generated in code)", []),
+    ("your arrays", "dataset: file, path: FILE.npz|.h5|.hdf5|.mat|.csv", []),
+    ("your images", "dataset: images, path: OUT.h5 (made by dltrain datasets import)", []),
+]
 
 
 def load_dataset(data) -> Dataset:

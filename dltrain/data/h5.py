@@ -1,61 +1,73 @@
-"""The course's HDF5 image files, read with h5py (no pickle), checked key by key."""
+"""HDF5 image files in the course layout: the cat and SIGNS files, and folders imported by dltrain."""
 
 from pathlib import Path
 
-import h5py
 import numpy as np
 
+from dltrain.data.files import read_arrays
 from dltrain.errors import DltrainError
 
 COURSE_FILES_HINT = (
     "get the course files (train_catvnoncat.h5, test_catvnoncat.h5, train_signs.h5, test_signs.h5) "
     "and put them in that folder, or point data.dir at the folder that has them"
 )
+IMAGES_HINT = "check data.path (make one from a folder of images with `dltrain datasets import`)"
 
 
-def read_h5_arrays(path: Path, keys: list[str]) -> dict[str, np.ndarray]:
-    """Read the named datasets of an h5 file, or DltrainError naming the file and the keys it has."""
-    if not path.is_file():
-        raise DltrainError(f"data file {path} not found (looked in {path.parent.resolve()}); {COURSE_FILES_HINT}")
-    try:
-        with h5py.File(path, "r") as f:
-            missing = [k for k in keys if k not in f]
-            if missing:
-                raise DltrainError(
-                    f"data file {path} has no {', '.join(missing)}; its keys are: {', '.join(sorted(f.keys())) or 'none'}"
-                )
-            out = {}
-            for k in keys:
-                node = f[k]
-                if not isinstance(node, h5py.Dataset):
-                    raise DltrainError(f"data file {path}: {k} is a group, expected an array")
-                out[k] = node[()]
-            return out
-    except DltrainError:
-        raise
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise DltrainError(f"data file {path} is not a readable HDF5 file ({type(e).__name__}: {e}); re-download it") from None
+def course_images(path: Path, prefix: str, hint: str = COURSE_FILES_HINT, optional: bool = False):
+    """Course layout: {prefix}_set_x (m, h, w, c) uint8, {prefix}_set_y (m,) -> X (h*w*c, m) raw, y (m,), classes, (h, w, c).
 
-
-def course_images(path: Path, prefix: str):
-    """Course layout: {prefix}_set_x (m, h, w, c) uint8, {prefix}_set_y (m,) -> X (h*w*c, m) raw, y (m,), classes."""
-    arrays = read_h5_arrays(path, [f"{prefix}_set_x", f"{prefix}_set_y", "list_classes"])
-    x, y = arrays[f"{prefix}_set_x"], np.asarray(arrays[f"{prefix}_set_y"]).reshape(-1)
+    With optional=True a file without {prefix}_set_x gives None instead of an error.
+    """
+    x_key, y_key = f"{prefix}_set_x", f"{prefix}_set_y"
+    arrays = read_arrays(path, ["list_classes", *([] if optional else [x_key, y_key])], [x_key, y_key] if optional else [],
+                         hint=hint)
+    if optional and x_key not in arrays and y_key not in arrays:
+        return None
+    if x_key not in arrays or y_key not in arrays:
+        raise DltrainError(f"data file {path} has only one of {x_key}, {y_key}; it needs both")
+    x, y = arrays[x_key], np.asarray(arrays[y_key]).reshape(-1)
     if x.ndim != 4 or x.shape[0] != y.shape[0]:
         raise DltrainError(
-            f"data file {path}: expected {prefix}_set_x of shape (m, height, width, channels) and {prefix}_set_y "
+            f"data file {path}: expected {x_key} of shape (m, height, width, channels) and {y_key} "
             f"of shape (m,), got {x.shape} and {y.shape}"
         )
     if not np.issubdtype(y.dtype, np.integer):
-        raise DltrainError(f"data file {path}: {prefix}_set_y must hold integer labels, got dtype {y.dtype}")
+        raise DltrainError(f"data file {path}: {y_key} must hold integer labels, got dtype {y.dtype}")
     classes = [c.decode() if isinstance(c, bytes) else str(c) for c in np.asarray(arrays["list_classes"]).reshape(-1)]
+    bad = (y < 0) | (y >= len(classes))
+    if bad.any():
+        raise DltrainError(f"data file {path}: {y_key} has label {int(y[bad][0])} but list_classes names {len(classes)} classes")
     # Flattening each (h, w, c) image in C order and stacking them as columns is the course's
     # x.reshape(m, -1).T.
-    return x.reshape(x.shape[0], -1).T.astype(np.float64), y.astype(np.int64), classes, x.shape[1:]
+    return x.reshape(x.shape[0], -1).T.astype(np.float64), y.astype(np.int64), classes, tuple(int(n) for n in x.shape[1:])
+
+
+def with_test(train: tuple, test: tuple | None, test_path: Path):
+    """course_images results of a train and an optional test part -> X, y, X_test, y_test, classes, image shape."""
+    X, y, classes, shape = train
+    if test is None:
+        return X, y, None, None, classes, shape
+    X_test, y_test, _, test_shape = test
+    if test_shape != shape:
+        raise DltrainError(f"data file {test_path}: test images are {test_shape} but the training images are {shape}")
+    return X, y, X_test, y_test, classes, shape
 
 
 def load_cat(data):
-    folder = Path(data.dir)
-    X, y, classes, shape = course_images(folder / "train_catvnoncat.h5", "train")
-    X_test, y_test, _, _ = course_images(folder / "test_catvnoncat.h5", "test")
-    return X, y, X_test, y_test, classes, tuple(shape)
+    train, test = Path(data.dir) / "train_catvnoncat.h5", Path(data.dir) / "test_catvnoncat.h5"
+    return with_test(course_images(train, "train"), course_images(test, "test"), test)
+
+
+def load_signs(data):
+    train, test = Path(data.dir) / "train_signs.h5", Path(data.dir) / "test_signs.h5"
+    return with_test(course_images(train, "train"), course_images(test, "test"), test)
+
+
+def load_images(data):
+    """dataset: images -> the train part of data.path, and the test part of data.test_path or data.path (if any)."""
+    path = Path(data.path)
+    train = course_images(path, "train", IMAGES_HINT)
+    if data.test_path is not None:
+        return with_test(train, course_images(Path(data.test_path), "test", IMAGES_HINT), Path(data.test_path))
+    return with_test(train, course_images(path, "test", IMAGES_HINT, optional=True), path)

@@ -1,4 +1,4 @@
-"""From a loaded dataset to training arrays: dev split, normalization, targets for the output layer."""
+"""From a loaded dataset to training arrays: dev/test splits, normalization, targets for the output layer."""
 
 from typing import NamedTuple
 
@@ -12,16 +12,88 @@ class Split(NamedTuple):
     y: np.ndarray  # (m,) integer labels
 
 
-def stratified_split(y: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (keep, carved) with round(fraction * count) examples of each class carved out, seeded."""
-    carved = []
-    for c in np.unique(y):
-        idx = np.flatnonzero(y == c)
-        take = int(round(fraction * idx.size))
-        carved.append(rng.permutation(idx)[:take])
-    carved = np.sort(np.concatenate(carved)) if carved else np.array([], dtype=np.int64)
-    keep = np.setdiff1d(np.arange(y.size), carved)
-    return keep, carved
+def stratified_counts(counts: np.ndarray, total: int) -> np.ndarray:
+    """Split `total` over classes in proportion to their `counts` (C,), summing exactly to total.
+
+    Largest remainder: each class gets floor(total * n_c / m), and the examples still missing go
+    to the classes with the largest fractional parts (ties to the lower class index).
+    """
+    quota = total * counts / max(int(counts.sum()), 1)
+    out = np.floor(quota).astype(np.int64)
+    extra = total - int(out.sum())
+    out[np.argsort(-(quota - out), kind="stable")[:extra]] += 1
+    return out
+
+
+def carve_splits(y: np.ndarray, sizes: dict[str, int], rng) -> dict[str, np.ndarray]:
+    """Indices per split: `sizes` examples (stratified by class, seeded) for each named split, the rest 'train'.
+
+    Each class is shuffled once with rng and its examples are dealt out to the splits in `sizes`
+    order, then to train. y (m,) -> {name: sorted indices}, disjoint and covering 0..m-1.
+    """
+    classes, y_idx = np.unique(y, return_inverse=True)
+    remaining = np.bincount(y_idx, minlength=classes.size)
+    per_split = {}
+    for name, total in sizes.items():
+        per_split[name] = stratified_counts(remaining, total)
+        remaining = remaining - per_split[name]
+    out = {name: [] for name in [*sizes, "train"]}
+    for c in range(classes.size):
+        idx = rng.permutation(np.flatnonzero(y_idx == c))
+        start = 0
+        for name in sizes:
+            out[name].append(idx[start : start + per_split[name][c]])
+            start += per_split[name][c]
+        out["train"].append(idx[start:])
+    return {name: np.sort(np.concatenate(parts)).astype(np.int64) for name, parts in out.items()}
+
+
+def split_sizes(m: int, dev_fraction: float, dev_size: int | None, test_fraction: float | None) -> dict[str, int]:
+    """Examples to carve from the m training examples: {'test': n, 'dev': n}, each only when asked for.
+
+    Fractions are shares of all m (so dev_fraction 0.01 with test_fraction 0.01 is a 98/1/1 split).
+    """
+    sizes = {}
+    if test_fraction:
+        sizes["test"] = _carved(round(test_fraction * m), m, f"data.test_fraction {test_fraction}")
+    if dev_size is not None:
+        sizes["dev"] = _carved(dev_size, m, f"data.dev_size {dev_size}")
+    elif dev_fraction > 0:
+        sizes["dev"] = _carved(round(dev_fraction * m), m, f"data.dev_fraction {dev_fraction}")
+    if sum(sizes.values()) >= m:
+        raise DltrainError(
+            f"the dev and test splits ({' + '.join(f'{v} {k}' for k, v in sizes.items())}) leave no training examples "
+            f"out of {m}; make data.dev_* / data.test_fraction smaller"
+        )
+    return sizes
+
+
+def _carved(n: int, m: int, what: str) -> int:
+    if n < 1:
+        raise DltrainError(f"{what} of {m} training examples is 0 examples; ask for a larger share")
+    return n
+
+
+def split_dataset(ds, data, rng) -> dict[str, Split]:
+    """The named splits training uses: train, then dev and test when the config or dataset has them.
+
+    `ds` is a loaded Dataset, `data` the validated `data:` config; the test part is the dataset's
+    own or carved by data.test_fraction, the dev part carved by data.dev_fraction or data.dev_size.
+    """
+    if ds.X_test is not None and data.test_fraction:
+        raise DltrainError(
+            f"data.test_fraction is set but the {data.dataset} data already has a test part "
+            f"({ds.X_test.shape[1]} examples); remove test_fraction, or for a file dataset set x_test and y_test to null"
+        )
+    sizes = split_sizes(ds.y_train.size, data.dev_fraction, data.dev_size, data.test_fraction)
+    if not sizes:
+        splits = {"train": Split(ds.X_train, ds.y_train)}
+    else:
+        parts = carve_splits(ds.y_train, sizes, rng)
+        splits = {k: Split(ds.X_train[:, parts[k]], ds.y_train[parts[k]]) for k in ("train", "dev", "test") if k in parts}
+    if ds.X_test is not None:
+        splits["test"] = Split(ds.X_test, ds.y_test)
+    return splits
 
 
 def normalization_stats(X_train: np.ndarray, kind: str) -> dict[str, np.ndarray]:

@@ -1,0 +1,251 @@
+"""The user's own data files (.npz, .h5/.hdf5, .mat, .csv) -> checked arrays with examples as columns.
+
+Every failure names the file and what to change: a missing key lists the keys the file has; no
+pickle is ever loaded (npz with allow_pickle=False, h5 through h5py, mat through scipy).
+"""
+
+import csv
+import zipfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+import scipy.io
+from scipy.io.matlab import MatReadError
+
+from dltrain.errors import DltrainError
+
+READ_ERRORS = (OSError, ValueError, TypeError, KeyError, EOFError, NotImplementedError, zipfile.BadZipFile, MatReadError)
+FORMATS = {".npz": "NumPy .npz", ".h5": "HDF5", ".hdf5": "HDF5", ".mat": "MATLAB .mat"}
+
+
+def require_file(path: Path, hint: str) -> None:
+    """DltrainError unless path is an existing file, saying where it was looked for and what to do."""
+    if not path.is_file():
+        raise DltrainError(f"data file {path} not found (looked in {path.parent.resolve()}); {hint}")
+
+
+def one_line(e: Exception) -> str:
+    """An exception's message on one line (library messages sometimes span several)."""
+    return " ".join(str(e).split())
+
+
+def _npz(path: Path, names: list[str]):
+    with np.load(path, allow_pickle=False) as f:
+        return list(f.files), {k: f[k] for k in names if k in f.files}
+
+
+def _h5(path: Path, names: list[str]):
+    with h5py.File(path, "r") as f:
+        out = {}
+        for k in names:
+            if k in f:
+                if not isinstance(f[k], h5py.Dataset):
+                    raise DltrainError(f"data file {path}: {k} is a group, expected an array")
+                out[k] = f[k][()]
+        return list(f.keys()), out
+
+
+def _mat(path: Path, names: list[str]):
+    content = scipy.io.loadmat(path)
+    available = [k for k in content if not k.startswith("__")]
+    return available, {k: content[k] for k in names if k in available}
+
+
+READERS = {".npz": _npz, ".h5": _h5, ".hdf5": _h5, ".mat": _mat}
+
+
+def _read(path: Path, names: list[str], hint: str) -> tuple[list[str], dict[str, np.ndarray]]:
+    """(every key the file has, the arrays among `names` it has) of an .npz, .h5/.hdf5 or .mat file."""
+    require_file(path, hint)
+    suffix = path.suffix.lower()
+    if suffix not in READERS:
+        raise DltrainError(f"data file {path}: expected one of {', '.join(READERS)}, got {path.suffix or 'no suffix'}")
+    try:
+        return READERS[suffix](path, names)
+    except DltrainError:
+        raise
+    except READ_ERRORS as e:
+        raise DltrainError(
+            f"data file {path} is not a readable {FORMATS[suffix]} file ({type(e).__name__}: {one_line(e)}); "
+            "re-create or re-download it"
+        ) from None
+
+
+def read_arrays(path: Path, keys: list[str], optional: list[str] = (), hint: str = "check data.path") -> dict[str, np.ndarray]:
+    """The named arrays of an .npz, .h5/.hdf5 or .mat file; optional keys the file lacks are left out."""
+    available, arrays = _read(path, [*keys, *optional], hint)
+    missing = [k for k in keys if k not in arrays]
+    if missing:
+        raise DltrainError(f"data file {path} has no {', '.join(missing)}; its keys are: {', '.join(sorted(available)) or 'none'}")
+    return arrays
+
+
+def read_single_array(path: Path, key: str | None) -> np.ndarray:
+    """The array `key` of an .npz, .h5/.hdf5 or .mat file, or the file's only array when key is None."""
+    if key is None:
+        available, _ = _read(path, [], "check the path")
+        if len(available) != 1:
+            raise DltrainError(f"{path} has {len(available)} arrays ({', '.join(sorted(available))}); choose one with --key")
+        key = available[0]
+    return read_arrays(path, [key], hint="check the path")[key]
+
+
+def read_csv(path: Path, label_column: str) -> tuple[np.ndarray, np.ndarray]:
+    """A numeric csv with a header row -> features (m, n_x) from every other column, labels (m,)."""
+    require_file(path, "check data.path")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = csv.reader(f)
+            header = next(rows, None)
+            if not header:
+                raise DltrainError(f"data file {path} is empty; expected a header row naming the columns")
+            if label_column not in header:
+                raise DltrainError(f"data file {path} has no column {label_column!r}; its columns are: {', '.join(header)}")
+            values = []
+            for line, row in enumerate(rows, start=2):
+                if not row:
+                    continue
+                if len(row) != len(header):
+                    raise DltrainError(f"data file {path}, line {line}: {len(row)} fields, the header has {len(header)}")
+                try:
+                    values.append([float(v) for v in row])
+                except ValueError:
+                    bad = next(i for i, v in enumerate(row) if not _is_number(v))
+                    raise DltrainError(
+                        f"data file {path}, line {line}, column {header[bad]!r}: {row[bad]!r} is not a number"
+                    ) from None
+    except UnicodeDecodeError as e:
+        raise DltrainError(f"data file {path} is not UTF-8 text (byte {e.start})") from None
+    except OSError as e:
+        raise DltrainError(f"cannot read data file {path}: {e.strerror}") from None
+    if not values:
+        raise DltrainError(f"data file {path} has a header but no rows")
+    table = np.array(values)
+    label = header.index(label_column)
+    return np.delete(table, label, axis=1), table[:, label]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def features(x: np.ndarray, layout: str, where: str) -> tuple[np.ndarray, tuple[int, ...] | None]:
+    """Features as stored -> X (n_x, m) float64 and the image shape (h, w, c) for (m, h, w, c) arrays.
+
+    rows: x is (m,) or (m, ...), each example flattened in C order (the course's reshape(m, -1).T);
+    columns: x is (n_x, m), already the engine's layout.
+    """
+    x = np.asarray(x)
+    if x.dtype.kind not in "buif":
+        raise DltrainError(f"{where} must hold numbers, got dtype {x.dtype}")
+    if x.ndim == 0 or (layout == "columns" and x.ndim > 2):
+        raise DltrainError(f"{where} has shape {x.shape}; expected (m, ...) for layout: rows or (n_x, m) for layout: columns")
+    if layout == "rows":
+        X = x.reshape(x.shape[0], -1).T
+        image_shape = tuple(int(n) for n in x.shape[1:]) if x.ndim == 4 else None
+    else:
+        X, image_shape = x.reshape(-1, x.shape[-1]), None
+    X = X.astype(np.float64)
+    bad = ~np.isfinite(X)
+    if bad.any():
+        feature, example = (int(i[0]) for i in np.nonzero(bad))
+        raise DltrainError(
+            f"{where} has {int(bad.sum())} NaN/inf values (first at example {example}, feature {feature}); "
+            "remove or impute them before training"
+        )
+    return X, image_shape
+
+
+def labels(y: np.ndarray, layout: str, where: str) -> tuple[np.ndarray, int | None]:
+    """Labels as stored -> (m,) int64 and the one-hot width C (None for integer labels).
+
+    Integer labels are (m,), (m, 1) or (1, m), held as ints, bools or whole floats (MATLAB's
+    doubles); one-hot labels are (m, C) for layout rows and (C, m) for columns.
+    """
+    y = np.asarray(y)
+    if y.dtype.kind not in "buif":
+        raise DltrainError(f"{where} must hold class labels as numbers, got dtype {y.dtype}")
+    if y.ndim == 2 and min(y.shape) > 1:
+        Y = y if layout == "columns" else y.T  # (C, m)
+        valid = np.isin(Y, (0, 1)).all(axis=0) & (Y.sum(axis=0) == 1)
+        if not valid.all():
+            example = int(np.flatnonzero(~valid)[0])
+            raise DltrainError(
+                f"{where} looks one-hot {y.shape} (layout: {layout}) but example {example} is not a single 1 among 0s; "
+                "give integer labels 0..C-1 or a valid one-hot array"
+            )
+        return Y.argmax(axis=0).astype(np.int64), Y.shape[0]
+    if y.ndim > 2:
+        raise DltrainError(f"{where} has shape {y.shape}; expected labels (m,) or one-hot (m, C)")
+    flat = y.reshape(-1)
+    bad = ~np.isfinite(flat) | (flat < 0) | (flat != np.round(flat))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DltrainError(f"{where} must hold class labels 0..C-1, found {flat[i].item():g} (example {i})")
+    return flat.astype(np.int64), None
+
+
+def load_file(data):
+    """dataset: file -> X (n_x, m), y (m,), X_test, y_test (or None), class names, image shape."""
+    path = Path(data.path)
+    if path.suffix.lower() == ".csv":
+        x, y = read_csv(path, data.label_column)
+        X, image_shape = features(x, "rows", f"data file {path}: features")
+        parts = {"train": (X, *labels(y, "rows", f"data file {path}: column {data.label_column!r}"))}
+    else:
+        parts, image_shape = _file_parts(path, data)
+    classes = class_names(parts, data.classes, path)
+    X, y, _ = parts["train"]
+    X_test, y_test, _ = parts.get("test", (None, None, None))
+    return X, y, X_test, y_test, classes, image_shape
+
+
+def _file_parts(path: Path, data) -> tuple[dict, tuple[int, ...] | None]:
+    """{'train': (X, y, one-hot width), 'test': ...} from an array file, and the image shape of x_train."""
+    test_keys = [data.x_test, data.y_test] if data.x_test is not None else []
+    # Test keys left at their defaults are used when the file has them; other names are required.
+    defaults = {type(data).model_fields[k].default for k in ("x_test", "y_test")}
+    arrays = read_arrays(
+        path, [data.x_train, data.y_train, *[k for k in test_keys if k not in defaults]], [k for k in test_keys if k in defaults]
+    )
+    if any(k in arrays for k in test_keys) and not all(k in arrays for k in test_keys):
+        raise DltrainError(f"data file {path} has only one of {data.x_test}, {data.y_test}; give both or set both keys to null")
+    pairs = {"train": (data.x_train, data.y_train)}
+    if test_keys and all(k in arrays for k in test_keys):
+        pairs["test"] = (data.x_test, data.y_test)
+    parts, shapes = {}, {}
+    for split, (xk, yk) in pairs.items():
+        X, shapes[split] = features(arrays[xk], data.layout, f"data file {path}: {xk}")
+        y, width = labels(arrays[yk], data.layout, f"data file {path}: {yk}")
+        if X.shape[1] != y.size:
+            raise DltrainError(
+                f"data file {path}: {xk} has {X.shape[1]} examples but {yk} has {y.size} "
+                f"(layout: {data.layout}; shapes {arrays[xk].shape} and {arrays[yk].shape})"
+            )
+        parts[split] = (X, y, width)
+    if "test" in parts and parts["test"][0].shape[0] != parts["train"][0].shape[0]:
+        raise DltrainError(
+            f"data file {path}: {data.x_test} has {parts['test'][0].shape[0]} features but {data.x_train} has "
+            f"{parts['train'][0].shape[0]}"
+        )
+    return parts, shapes["train"]
+
+
+def class_names(parts: dict, names: list[str] | None, path: Path) -> list[str]:
+    """The config's class names (checked against the labels), else '0'..'C-1' with C from the labels."""
+    widths = {w for _, _, w in parts.values() if w is not None}
+    top = max(int(y.max(initial=0)) for _, y, _ in parts.values()) + 1
+    if names is not None:
+        if top > len(names):
+            raise DltrainError(f"data file {path}: found label {top - 1} but data.classes names {len(names)} classes (0..{len(names) - 1})")
+        if widths - {len(names)}:
+            raise DltrainError(f"data file {path}: one-hot labels have {max(widths)} columns but data.classes names {len(names)} classes")
+        return list(names)
+    if len(widths) > 1:
+        raise DltrainError(f"data file {path}: train and test one-hot labels have different widths {sorted(widths)}")
+    return [str(i) for i in range(max(top, *widths, 2))]

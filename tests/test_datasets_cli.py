@@ -1,0 +1,222 @@
+"""`datasets list/info/import`, `predict`, and data failures through `train`: exit codes and messages."""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+from typer.testing import CliRunner
+
+from dltrain.cli import app
+from tests.conftest import COURSE_DATA, needs_course_data
+
+runner = CliRunner()
+
+
+def write_config(tmp_path, data, layers=("auto", 1), output="sigmoid", **extra):
+    tree = {"name": "t", "data": data, "model": {"layers": list(layers), "output_activation": output},
+            "optimizer": {"name": "gd", "learning_rate": 0.5}, "training": {"epochs": 5, "log_every": 5}, **extra}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(tree))
+    return path
+
+
+def invoke(*args):
+    res = runner.invoke(app, [str(a) for a in args])
+    assert "Traceback" not in res.output
+    return res
+
+
+def error_lines(res):
+    return [line for line in res.output.splitlines() if line.startswith("error:")]
+
+
+def moons_npz(path, **change):
+    rng = np.random.default_rng(0)
+    arrays = {"x_train": rng.normal(size=(40, 2)), "y_train": np.arange(40) % 2}
+    arrays.update(change)
+    np.savez(path, **arrays)
+    return path
+
+
+# ---- data failures through `dltrain train` ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({}, "has no y; its keys are: x_train, y_train"),
+        ({"y": np.arange(39) % 2}, "x_train has 40 examples but y has 39"),
+        ({"y": np.arange(40) % 2 - 1}, "y must hold class labels 0..C-1, found -1 (example 0)"),
+        ({"y": np.arange(40) % 2 + 0.5}, "y must hold class labels 0..C-1, found 0.5 (example 0)"),
+        ({"y": np.arange(40) % 3}, "the data has 3 classes but the output layer is 1 sigmoid unit"),
+        ({"y": np.arange(40) % 2, "x_train": np.full((40, 2), np.nan)}, "x_train has 80 NaN/inf values"),
+    ],
+)
+def test_bad_data_file_exits_1_with_one_line(tmp_path, change, message):
+    path = moons_npz(tmp_path / "d.npz", **change)
+    res = invoke("train", write_config(tmp_path, {"dataset": "file", "path": str(path), "y_train": "y"}),
+                 "--runs-dir", tmp_path / "runs")
+    assert res.exit_code == 1, res.output
+    assert len(error_lines(res)) == 1 and message in res.output
+
+
+@pytest.mark.parametrize("content,message", [(None, "not found (looked in"), (b"\x89HDF garbage", "is not a readable HDF5 file")])
+def test_missing_or_corrupt_images_h5_through_train(tmp_path, content, message):
+    path = tmp_path / "imgs.h5"
+    if content is not None:
+        path.write_bytes(content)
+    res = invoke("train", write_config(tmp_path, {"dataset": "images", "path": str(path)}), "--runs-dir", tmp_path / "runs")
+    assert res.exit_code == 1 and len(error_lines(res)) == 1 and message in res.output
+
+
+def test_split_counts_are_recorded(tmp_path):
+    path = moons_npz(tmp_path / "d.npz")
+    cfg = write_config(tmp_path, {"dataset": "file", "path": str(path), "dev_size": 4, "test_fraction": 0.25,
+                                  "normalize": "standardize"})
+    res = invoke("train", cfg, "--run-dir", tmp_path / "run", "-q")
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["split_counts"] == {"train": 26, "dev": 4, "test": 10}
+    with h5py.File(tmp_path / "run" / "model.h5") as f:
+        assert f["normalization/mean"].shape == (2, 1) and json.loads(f.attrs["image_shape"]) is None
+
+
+# ---- datasets list / info -----------------------------------------------------------------------------
+
+
+def test_datasets_list_says_what_is_found(tmp_path):
+    (tmp_path / "football.mat").write_bytes(b"")
+    res = invoke("datasets", "list", "--dir", tmp_path)
+    assert res.exit_code == 0
+    rows = {line.split("│")[1].strip(): line for line in res.output.splitlines() if line.count("│") > 2}
+    assert "found" in rows["football"] and "missing" in rows["cat"] and "missing" in rows["signs"]
+    assert {"planar", "moons", "circles", "your arrays", "your images"} <= set(rows)
+
+
+def test_datasets_info_of_a_name_and_of_a_config(tmp_path):
+    res = invoke("datasets", "info", "moons", "--set", "data.dev_fraction=0.1", "--set", "data.test_fraction=0.2")
+    assert res.exit_code == 0, res.output
+    assert "dataset moons: 2 features, 2 classes" in res.output
+    counts = {line.split("│")[1].strip(): line.split("│")[2:5] for line in res.output.splitlines() if line.count("│") == 5}
+    assert {k: [int(c) for c in v] for k, v in counts.items()} == {
+        "train": [210, 105, 105], "dev": [30, 15, 15], "test": [60, 30, 30]}
+    path = moons_npz(tmp_path / "d.npz")
+    res = invoke("datasets", "info", write_config(tmp_path, {"dataset": "file", "path": str(path)}))
+    assert res.exit_code == 0 and "dataset file: 2 features, 2 classes" in res.output
+
+
+@pytest.mark.parametrize(
+    "args,code,message",
+    [
+        (["nope"], 2, "'nope' is neither a config file (.yaml) nor a dataset name"),
+        (["file"], 2, "dataset file: data.path: required key is missing"),
+        (["cat", "--set", "data.dir=/nowhere"], 1, "train_catvnoncat.h5 not found"),
+    ],
+)
+def test_datasets_info_errors(args, code, message):
+    res = invoke("datasets", "info", *args)
+    assert res.exit_code == code and message in res.output
+
+
+@needs_course_data
+def test_datasets_info_of_real_signs():
+    res = invoke("datasets", "info", "signs", "--set", f"data.dir={COURSE_DATA}")
+    assert res.exit_code == 0 and "12288 features (images 64x64x3), 6 classes" in res.output
+    assert "1071 │ 178 │ 179 │ 176 │ 179 │ 179 │ 180" in res.output
+
+
+# ---- image folders: import -> train -> predict -----------------------------------------------------
+
+
+def make_image_folder(root):
+    """Two classes of tiny noisy images, reddish and bluish, of assorted sizes and formats."""
+    rng = np.random.default_rng(0)
+    for name, colour in (("blue", (30, 40, 220)), ("red", (220, 30, 40))):
+        (root / name).mkdir(parents=True)
+        for i in range(6):
+            h, w = 10 + i, 12
+            pixels = np.clip(rng.normal(colour, 25, size=(h, w, 3)), 0, 255).astype(np.uint8)
+            suffix = ".jpg" if i == 5 else ".PNG" if i == 4 else ".png"
+            Image.fromarray(pixels).save(root / name / f"{i}{suffix}")
+        (root / name / "notes.txt").write_text("not an image")
+    return root
+
+
+def test_image_folder_round_trip(tmp_path):
+    folder = make_image_folder(tmp_path / "photos")
+    out = tmp_path / "photos.h5"
+    res = invoke("datasets", "import", folder, out, "--size", 8, "--test-fraction", 0.33, "--seed", 3)
+    assert res.exit_code == 0, res.output
+    with h5py.File(out) as f:
+        assert f["train_set_x"].shape == (8, 8, 8, 3) and f["train_set_x"].dtype == np.uint8
+        assert f["test_set_x"].shape == (4, 8, 8, 3)
+        assert [c.decode() for c in f["list_classes"][()]] == ["blue", "red"]
+        assert np.bincount(f["test_set_y"][()]).tolist() == [2, 2]
+    assert invoke("datasets", "import", folder, out).exit_code == 1  # never overwrites
+
+    cfg = write_config(tmp_path, {"dataset": "images", "path": str(out)}, training={"epochs": 40, "log_every": 10})
+    res = invoke("train", cfg, "--run-dir", tmp_path / "run")
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["train"]["examples"] == 8 and metrics["test"]["examples"] == 4
+
+    res = invoke("predict", tmp_path / "run", folder / "red" / "5.jpg", folder / "blue" / "0.png")
+    assert res.exit_code == 0, res.output
+    rows = [line.split("\t") for line in res.output.splitlines()]
+    assert [r[0] for r in rows] == [str(folder / "red" / "5.jpg"), str(folder / "blue" / "0.png")]
+    assert [r[1] for r in rows] == ["red", "blue"] and all(float(r[2]) > 0.5 for r in rows)
+
+    res = invoke("predict", tmp_path / "run", out, "--key", "test_set_x")
+    assert res.exit_code == 0 and res.output.count("photos.h5[") == 4
+
+
+def test_import_errors(tmp_path):
+    (tmp_path / "one" / "only").mkdir(parents=True)
+    res = invoke("datasets", "import", tmp_path / "one", tmp_path / "o.h5")
+    assert res.exit_code == 1 and "has 1 class sub-folder(s); expected at least 2" in res.output
+    (tmp_path / "one" / "empty").mkdir()
+    Image.new("RGB", (4, 4)).save(tmp_path / "one" / "only" / "a.png")
+    res = invoke("datasets", "import", tmp_path / "one", tmp_path / "o.h5")
+    assert res.exit_code == 1 and "class folder" in res.output and "has no jpg/jpeg/png images" in res.output
+    (tmp_path / "one" / "empty" / "bad.jpg").write_bytes(b"not a jpeg")
+    res = invoke("datasets", "import", tmp_path / "one", tmp_path / "o.h5")
+    assert res.exit_code == 1 and "bad.jpg cannot be read as an image" in res.output
+    assert invoke("datasets", "import", tmp_path / "one", tmp_path / "o.txt").exit_code == 2
+
+
+# ---- predict errors -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def moons_run(tmp_path):
+    path = moons_npz(tmp_path / "d.npz")
+    res = invoke("train", write_config(tmp_path, {"dataset": "file", "path": str(path)}), "--run-dir", tmp_path / "run", "-q")
+    assert res.exit_code == 0, res.output
+    return tmp_path / "run"
+
+
+def test_predict_arrays_and_errors(tmp_path, moons_run):
+    np.savez(tmp_path / "x.npz", x=np.zeros((3, 2)))
+    res = invoke("predict", moons_run, tmp_path / "x.npz")
+    assert res.exit_code == 0 and res.output.count("x.npz[") == 3
+    np.savez(tmp_path / "cols.npz", x=np.zeros((2, 5)))
+    assert invoke("predict", moons_run, tmp_path / "cols.npz", "--layout", "columns").output.count("cols.npz[") == 5
+
+    Image.new("RGB", (4, 4)).save(tmp_path / "a.png")
+    np.savez(tmp_path / "two.npz", a=np.zeros((3, 2)), b=np.zeros((3, 2)))
+    np.savez(tmp_path / "wide.npz", x=np.zeros((3, 5)))
+    for args, code, message in [
+        ([tmp_path / "a.png"], 1, "was not trained on images"),
+        ([tmp_path / "two.npz"], 1, "has 2 arrays (a, b); choose one with --key"),
+        ([tmp_path / "wide.npz"], 1, "5 features per example but the model expects 2"),
+        ([tmp_path / "c.yaml"], 2, "expected an image (.jpg, .jpeg, .png) or an array file (.npz, .h5, .hdf5, .mat)"),
+        ([tmp_path / "x.npz", "--layout", "diagonal"], 2, "diagonal"),
+        ([tmp_path / "x.npz", "--key", "nope"], 1, "has no nope; its keys are: x"),
+    ]:
+        res = invoke("predict", moons_run, *args)
+        assert res.exit_code == code and message in res.output, (args, res.output)
+    res = invoke("predict", tmp_path, tmp_path / "x.npz")
+    assert res.exit_code == 1 and "is not a finished dltrain run" in res.output
