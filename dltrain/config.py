@@ -119,8 +119,9 @@ class FileData(DataBase):
     path: str = Field(description="a .npz, .h5/.hdf5, .mat (MATLAB) or .csv file; the suffix selects the reader")
     x_train: str = Field("x_train", description="key of the training features")
     y_train: str = Field("y_train", description="key of the training labels")
-    x_test: str | None = Field("x_test", description="key of the test features; used when the file has it")
-    y_test: str | None = Field("y_test", description="key of the test labels; used when the file has it")
+    x_test: str | None = Field("x_test", description="key of the test features; the default is used if the file has it, "
+                                                   "another name is required, null: no test part")
+    y_test: str | None = Field("y_test", description="key of the test labels (as x_test)")
     layout: Literal["rows", "columns"] = Field("rows", description="rows: one example per row (m, ...); columns: (n_x, m)")
     label_column: str | None = Field(None, description="csv only: the header name of the label column")
     classes: list[str] | None = Field(None, min_length=2, description="class names for labels 0..C-1; default '0'..'C-1'")
@@ -155,6 +156,13 @@ class ImagesData(DataBase):
                                   "e.g. written by `dltrain datasets import`; its test_set_x/test_set_y are the test part")
     test_path: str | None = Field(None, description="separate h5 file holding test_set_x/test_set_y (as the course ships them)")
     normalize: Literal["none", "scale", "standardize"] = "scale"
+
+    @field_validator("path", "test_path")
+    @classmethod
+    def _check_suffix(cls, path):
+        if path is not None and not path.lower().endswith((".h5", ".hdf5")):
+            raise ValueError("expected an .h5 or .hdf5 file in the course layout (see `dltrain datasets import`)")
+        return path
 
     def own_test(self):
         return "test_path is set" if self.test_path is not None else None
@@ -448,7 +456,7 @@ class DataSection(Strict):
     data: DataConfig
 
 
-def validate_data(tree: dict, source: str = "config") -> "DataConfig":
+def validate_data(tree: dict, source: str = "config") -> DataConfig:
     """Validate {"data": {...}} alone (no model section), with the same one-line-per-problem errors."""
     try:
         return DataSection.model_validate(tree).data

@@ -122,6 +122,7 @@ def test_dataset_names_match_loaders_and_catalog():
         ({"dataset": "file", "path": "d.npz", "classes": ["a", "a"]}, "classes must be distinct names"),
         ({"dataset": "file", "path": "d.npz", "layout": "cols"}, "cfg: data.layout: got 'cols'; allowed: rows, columns; did you mean 'columns'?"),
         ({"dataset": "file"}, "cfg: data.path: required key is missing"),
+        ({"dataset": "images", "path": "a.npz"}, "cfg: data.path: got 'a.npz'; expected an .h5 or .hdf5 file"),
         ({"dataset": "sings"}, "cfg: data: got 'sings'; allowed: cat, signs, planar, moons, circles, file, images; did you mean 'signs'?"),
     ],
 )
