@@ -196,7 +196,7 @@ def train(
     es = cfg.regularization.early_stopping
     if es is not None and not has_dev:
         raise DltrainError(
-            "regularization.early_stopping monitors the dev set, but there is none: set data.dev_fraction (e.g. 0.1)", 2
+            "regularization.early_stopping monitors the dev set, but there is none: set data.dev_fraction (e.g. 0.1) or data.dev_size", 2
         )
     stopper = EarlyStopping(es.patience, es.min_delta, "min" if es.monitor == "dev_cost" else "max", es.restore_best) if es else None
     augment = build_augment(cfg, data, rng)
