@@ -51,3 +51,17 @@ def test_planar_float32_trains_like_float64(tmp_path):
     assert o64.metrics["train"]["accuracy"] > 0.85
     assert abs(o32.metrics["train"]["accuracy"] - o64.metrics["train"]["accuracy"]) <= 0.005
     assert all(abs(c32[e] - c64[e]) < 1e-5 * c64[e] for e in c64)
+
+
+@needs_course_data
+def test_football_regularization_runs_reproduce_course(tmp_path):
+    expected = {  # config: (cost at iteration 0, train accuracy, test accuracy) as the notebook prints them
+        "football_noreg.yaml": (0.6557412523481002, 200 / 211, 183 / 200),
+        "football_l2.yaml": (0.6974484493131264, 198 / 211, 186 / 200),
+        "football_dropout.yaml": (0.6543912405149825, 196 / 211, 190 / 200),
+    }
+    for config, (cost0, train_acc, test_acc) in expected.items():
+        outcome, rows = run(config, tmp_path / config, f"data.path={COURSE_DATA / 'football.mat'}")
+        assert abs(rows[0] - cost0) < 1e-9, config
+        assert outcome.metrics["train"]["accuracy"] == train_acc, config
+        assert outcome.metrics["test"]["accuracy"] == test_acc, config
