@@ -1,6 +1,7 @@
 """The typer app: parse, call one workflow, print with rich, map DltrainError to its exit code."""
 
 import json
+import os
 import sys
 import time
 from enum import Enum
@@ -12,9 +13,10 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from dltrain import workflows
-from dltrain.config import Config, load_config
+from dltrain.config import Config, load_config, load_space, load_tree, validate_config
 from dltrain.data.images import import_image_folder
 from dltrain.errors import DltrainError
 
@@ -212,6 +214,120 @@ def gradcheck(
         _print_gradcheck(cfg.name, outcome)
     if outcome.verdict != "pass":
         raise typer.Exit(1)
+class Metric(str, Enum):
+    dev_accuracy = "dev_accuracy"
+    dev_cost = "dev_cost"
+
+
+def _short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+class SearchProgress:
+    """Round headers and one line per finished trial (above a bar on a terminal); quiet prints nothing."""
+
+    def __init__(self, total: int, metric: str, quiet: bool):
+        self.metric, self.quiet, self.done, self.reused = metric, quiet, 0, 0
+        self.bar = None
+        if not quiet and out.is_terminal:
+            self.bar = Progress(TextColumn("trials {task.completed}/{task.total}"), BarColumn(), TimeElapsedColumn(),
+                                console=out, transient=True)
+            self.task = self.bar.add_task("search", total=total)
+            self.bar.start()
+
+    def print(self, line):
+        if not self.quiet:
+            out.print(line, soft_wrap=True, markup=False)
+
+    def round(self, number: int, space: dict, n: int):
+        narrowed = f", ranges narrowed to round {number - 1}'s best" if number > 1 else ""
+        table = Table(title=f"round {number}: {n} trials{narrowed}", title_justify="left")
+        table.add_column("key path")
+        table.add_column("distribution")
+        for key, d in space.items():
+            table.add_row(Text(key), Text(d.spec() if d.kind == "choice" else f"{d.kind}({d.low:.6g}, {d.high:.6g})"))
+        if not self.quiet:
+            out.print(table)
+
+    def trial(self, record: dict, reused: bool):
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(self.task, completed=self.done)
+        if reused:
+            self.reused += 1
+            return
+        values = "  ".join(f"{k}={_short(v)}" for k, v in record["values"].items())
+        if record["status"] == "completed":
+            m = record["metrics"]
+            self.print(f"trial {record['trial']:>3}  dev_accuracy {m['dev_accuracy']:.4f}  dev_cost {m['dev_cost']:.6f}  {values}")
+        else:
+            self.print(f"trial {record['trial']:>3}  {record['status']}  {values}  ({record['error'].splitlines()[0]})")
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@app.command()
+def search(
+    config: Path = typer.Argument(..., help="Base YAML config; it needs a dev set (data.dev_fraction > 0)."),
+    space: Path = typer.Option(..., "--space", help="YAML file of config key path -> distribution, e.g. 'optimizer.learning_rate: log(1e-4, 1)'."),
+    trials: int = typer.Option(20, "--trials", min=1, help="Trials in all, split evenly over the rounds."),
+    rounds: int = typer.Option(1, "--rounds", min=1, help="Coarse to fine: each later round samples within the span of the previous round's best 25%."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Trials at once in local processes (default: the number of cores)."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Run the trials on a Dask cluster instead: its scheduler's tcp://HOST:PORT."),
+    metric: Metric = typer.Option(Metric.dev_accuracy, "--metric", help="What ranks the trials (the other dev metric breaks ties)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Search folder (default runs/<name>-search); rerunning into it resumes."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seeds the sampling of the values (each trial keeps the config's own seed)."),
+    set_: Optional[list[str]] = SetOption,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output; still prints the search folder."),
+):
+    """Random hyperparameter search on each value's scale, coarse to fine, in parallel; the last line is the search folder.
+
+    Each trial is a run folder under OUT/trials; OUT gets leaderboard.csv, best.yaml and search.png.
+    Rerunning the same command skips the finished trials.
+    """
+    progress, folder = None, out_dir
+    try:
+        tree = load_tree(config, set_ or [])
+        folder = out_dir or Path("runs") / f"{validate_config(tree, str(config)).name}-search"
+        space_dists = load_space(space)
+        progress = SearchProgress(trials, metric.value, quiet)
+        outcome = workflows.search(tree, space_dists, folder, trials=trials, rounds=rounds, workers=workers or os.cpu_count() or 1,
+                                   scheduler=scheduler, metric=metric.value, seed=seed, source=str(config),
+                                   space_source=str(space), progress=progress)
+    except DltrainError as e:
+        if progress is not None:
+            progress.close()
+        fail(e)
+    except KeyboardInterrupt:
+        if progress is not None:
+            progress.close()
+        err.print(f"interrupted: the finished trials are kept in {folder or 'the search folder'}; rerun the same command to resume",
+                  soft_wrap=True)
+        raise typer.Exit(130) from None
+    progress.close()
+    if not quiet:
+        if progress.reused:
+            out.print(f"{progress.reused} trials reused from an earlier run of this search")
+        table = Table(title=f"leaderboard (by {metric.value}; all in {folder / 'leaderboard.csv'})", title_justify="left")
+        keys = list(space_dists)
+        # The last part of each key path keeps the table narrow (the CSV has the full paths).
+        for col in ["rank", "trial", "round", "dev_accuracy", "dev_cost", *(k.rsplit(".", 1)[-1] for k in keys)]:
+            table.add_column(Text(col), justify="right")
+        completed = [r for r in outcome.ranked if r["status"] == "completed"]
+        for place, r in enumerate(completed[:10], start=1):
+            m = r["metrics"]
+            table.add_row(str(place), str(r["trial"]), str(r["round"]), f"{m['dev_accuracy']:.4f}", f"{m['dev_cost']:.6f}",
+                          *(Text(_short(r["values"][k])) for k in keys))
+        # Piped output ends up in files and logs, where a wide table beats truncated columns.
+        (out if out.is_terminal else Console(highlight=False, width=160)).print(table)
+        failed = len(outcome.ranked) - len(completed)
+        if failed:
+            out.print(f"{failed} trials failed or diverged (see leaderboard.csv)")
+        if outcome.best is not None:
+            out.print(f"best: trial {outcome.best['trial']}, config in {folder / 'best.yaml'}", soft_wrap=True)
+    out.print(str(folder), soft_wrap=True)
 
 
 @config_app.command("show")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from dltrain.errors import DltrainError
 
@@ -380,7 +380,7 @@ def split_path(path: str) -> list[str | int]:
     """'model.layers[1]' -> ['model', 'layers', 1]."""
     parts = [name if name else int(index) for name, index in _PATH_PART.findall(path)]
     if not parts:
-        raise DltrainError(f"--set {path!r}: empty key path", 2)
+        raise DltrainError(f"{path!r}: empty key path", 2)
     return parts
 
 
@@ -391,56 +391,78 @@ def set_path(tree: dict, path: str, value: Any) -> None:
     for part, nxt in zip(parts, parts[1:]):
         if isinstance(part, int):
             if not isinstance(node, list) or part >= len(node):
-                raise DltrainError(f"--set {path}: no list entry [{part}] there", 2)
+                raise DltrainError(f"{path}: no list entry [{part}] there", 2)
             node = node[part]
             continue
         if not isinstance(node, dict):
-            raise DltrainError(f"--set {path}: {part!r} is not inside a mapping", 2)
+            raise DltrainError(f"{path}: {part!r} is not inside a mapping", 2)
         if not isinstance(node.get(part), (dict, list)):
             node[part] = [] if isinstance(nxt, int) else {}
         node = node[part]
     last = parts[-1]
     if isinstance(last, int):
         if not isinstance(node, list) or last >= len(node):
-            raise DltrainError(f"--set {path}: no list entry [{last}] there", 2)
+            raise DltrainError(f"{path}: no list entry [{last}] there", 2)
     elif not isinstance(node, dict):
-        raise DltrainError(f"--set {path}: {last!r} is not inside a mapping", 2)
+        raise DltrainError(f"{path}: {last!r} is not inside a mapping", 2)
     node[last] = value
 
 
-def read_yaml(path: Path) -> Any:
+def get_path(tree: Any, path: str) -> Any:
+    """tree[a][b][i] for path 'a.b[i]', or None where the path leads nowhere."""
+    node = tree
+    for part in split_path(path):
+        node = _child(node, part)
+    return node
+
+
+def read_yaml(path: Path, what: str = "config file") -> Any:
     """Safely parse a YAML file (no object tags, bounded size), or DltrainError naming the file."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise DltrainError(f"config file {path} not found") from None
+        raise DltrainError(f"{what} {path} not found") from None
     except OSError as e:
-        raise DltrainError(f"cannot read config file {path}: {e.strerror}") from None
+        raise DltrainError(f"cannot read {what} {path}: {e.strerror}") from None
     if len(raw) > MAX_CONFIG_BYTES:
-        raise DltrainError(f"config file {path} is {len(raw)} bytes; the limit is {MAX_CONFIG_BYTES}", 2)
+        raise DltrainError(f"{what} {path} is {len(raw)} bytes; the limit is {MAX_CONFIG_BYTES}", 2)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise DltrainError(f"config file {path} is not UTF-8 text (byte {e.start})", 2) from None
+        raise DltrainError(f"{what} {path} is not UTF-8 text (byte {e.start})", 2) from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as e:
         where = getattr(e, "problem_mark", None)
         at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise DltrainError(f"config file {path} is not valid YAML{at}: {problem}", 2) from None
+        raise DltrainError(f"{what} {path} is not valid YAML{at}: {problem}", 2) from None
 
 
-def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
-    """Read YAML safely, apply --set overrides, validate; DltrainError(exit_code=2) on any problem."""
+def load_tree(path: str | Path, overrides: list[str] = ()) -> dict:
+    """The config file's mapping with --set overrides applied, not yet validated."""
     tree = read_yaml(Path(path))
     if tree is None:
         tree = {}
     if not isinstance(tree, dict):
         raise DltrainError(f"config file {path}: expected a mapping of keys at the top, got {type(tree).__name__}", 2)
+    apply_overrides(tree, overrides)
+    return tree
+
+
+def apply_overrides(tree: dict, overrides: list[str]) -> None:
+    """Apply --set KEY.PATH=VALUE texts to tree in place; a bad path is an error naming the option."""
     for text in overrides:
-        set_path(tree, *parse_override(text))
-    return validate_config(tree, source=str(path))
+        key, value = parse_override(text)
+        try:
+            set_path(tree, key, value)
+        except DltrainError as e:
+            raise DltrainError(f"--set {e}", 2) from None
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
+    """Read YAML safely, apply --set overrides, validate; DltrainError(exit_code=2) on any problem."""
+    return validate_config(load_tree(path, overrides), source=str(path))
 
 
 def validate_config(tree: dict, source: str = "config") -> Config:
@@ -564,3 +586,122 @@ def _split_loc(loc: str) -> list:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+# ---- search space (dltrain search) ------------------------------------------------------------
+
+
+class Range(Strict):
+    """A numeric range [low, high] that `dltrain search` samples on the scale its kind names."""
+
+    low: float = Field(allow_inf_nan=False)
+    high: float = Field(allow_inf_nan=False)
+
+    def spec(self) -> str:
+        return f"{self.kind}({self.low!r}, {self.high!r})"
+
+    def problem(self) -> str | None:
+        return None if self.low < self.high else f"{self.kind}(a, b) needs a < b, got {self.spec()}"
+
+    @model_validator(mode="after")
+    def _check(self):
+        if (problem := self.problem()) is not None:
+            raise ValueError(problem)
+        return self
+
+
+class Uniform(Range):
+    kind: Literal["uniform"]
+
+
+class IntRange(Range):
+    kind: Literal["int"]
+    low: int
+    high: int
+
+
+class LogRange(Range):
+    kind: Literal["log"]
+
+    def problem(self) -> str | None:
+        if self.low <= 0:
+            return f"log(a, b) samples log10 of the value, so it needs 0 < a < b, got {self.spec()}"
+        return super().problem()
+
+
+class OneMinusLogRange(Range):
+    kind: Literal["one_minus_log"]
+
+    def problem(self) -> str | None:
+        if not 0 < self.low < 1 or not 0 < self.high < 1:
+            return f"one_minus_log(a, b) samples log10(1 - value), so it needs 0 < a < b < 1, got {self.spec()}"
+        return super().problem()
+
+
+class Choice(Strict):
+    kind: Literal["choice"]
+    options: list[Any] = Field(min_length=1)
+
+    def spec(self) -> str:
+        return f"choice({yaml.safe_dump(self.options, default_flow_style=True, width=10**9).strip()})"
+
+
+_DISTRIBUTION = re.compile(r"\s*([A-Za-z_]\w*)\s*\((.*)\)\s*", re.DOTALL)
+
+
+def parse_distribution(value: Any) -> Any:
+    """'log(1e-4, 1)' -> {'kind': 'log', 'low': '1e-4', 'high': 1}; the arguments are read as a YAML list, never evaluated."""
+    kinds = ["uniform", "int", "log", "one_minus_log", "choice"]
+    match = _DISTRIBUTION.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(f"got {_short(value)}; expected a distribution such as log(1e-4, 1) or choice([relu, tanh])")
+    kind, inner = match.groups()
+    if kind not in kinds:
+        close = difflib.get_close_matches(kind, kinds, n=1)
+        raise ValueError(f"unknown distribution {kind!r}; allowed: {', '.join(kinds)}" + (f"; did you mean '{close[0]}'?" if close else ""))
+    try:
+        args = yaml.safe_load(f"[{inner}]")
+    except yaml.YAMLError:
+        raise ValueError(f"cannot read the arguments of {value!r} (they are read as a YAML list)") from None
+    if kind == "choice":
+        if len(args) != 1 or not isinstance(args[0], list):
+            raise ValueError(f"choice takes one list, e.g. choice([relu, tanh]), got {value!r}")
+        return {"kind": kind, "options": args[0]}
+    if len(args) != 2:
+        raise ValueError(f"{kind} takes two numbers, {kind}(a, b), got {value!r}")
+    return {"kind": kind, "low": args[0], "high": args[1]}
+
+
+Distribution = Annotated[
+    Uniform | IntRange | LogRange | OneMinusLogRange | Choice, Field(discriminator="kind"), BeforeValidator(parse_distribution)
+]
+_SPACE = TypeAdapter(dict[str, Distribution])
+
+
+def load_space(path: str | Path) -> dict[str, Distribution]:
+    """A search space file: config key path -> distribution, in file order; DltrainError(exit_code=2) per problem.
+
+    Whether each key path exists in the config is checked against the base config (workflows.search).
+    """
+    tree = read_yaml(Path(path), "space file")
+    if not isinstance(tree, dict) or not tree:
+        raise DltrainError(
+            f"space file {path}: expected a mapping of config key paths to distributions, e.g. 'optimizer.learning_rate: log(1e-4, 1)'", 2
+        )
+    not_paths = [repr(k) for k in tree if not isinstance(k, str)]
+    if not_paths:
+        raise DltrainError(f"space file {path}: keys must be config key paths such as model.layers[1], got {', '.join(not_paths)}", 2)
+    try:
+        return _SPACE.validate_python(tree)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            key, fields = err["loc"][0], [str(p) for p in err["loc"][2:]]
+            msg = err["msg"].removeprefix("Value error, ")
+            if fields and err["type"] == "extra_forbidden":
+                lines.append(f"{path}: {key}: unexpected argument {fields[-1]!r}")
+            elif fields:
+                lines.append(f"{path}: {key}: {err['loc'][1]} {'.'.join(fields)}: got {_short(err.get('input'))}; {msg}")
+            else:
+                lines.append(f"{path}: {key}: {msg}")
+        raise DltrainError("\n".join(lines), 2) from None

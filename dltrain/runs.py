@@ -9,6 +9,7 @@ import io
 import json
 import os
 import re
+import shutil
 import time
 from datetime import datetime
 from pathlib import Path
@@ -118,3 +119,27 @@ def read_model(path: Path) -> dict[str, dict[str, np.ndarray] | str]:
         raise
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise DltrainError(f"model file {path} is not a readable dltrain model ({type(e).__name__}: {e})") from None
+
+
+def read_json_file(path: Path) -> Any:
+    """A JSON file written by dltrain, or None when it is missing or unreadable."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def completed_metrics(run_dir: Path) -> dict | None:
+    """metrics.json of a run whose summary.json says completed; None for a missing, running or diverged run."""
+    summary = read_json_file(Path(run_dir) / "summary.json")
+    if not isinstance(summary, dict) or summary.get("status") != "completed":
+        return None
+    metrics = read_json_file(Path(run_dir) / "metrics.json")
+    return metrics if isinstance(metrics, dict) else None
+
+
+def discard_unfinished(run_dir: Path) -> None:
+    """Remove a run folder that has no completed metrics (cut off by Ctrl-C or a killed worker) so it can run again."""
+    run_dir = Path(run_dir)
+    if run_dir.is_dir() and completed_metrics(run_dir) is None:
+        shutil.rmtree(run_dir)
