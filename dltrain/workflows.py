@@ -616,7 +616,6 @@ class Trial(NamedTuple):
 class SearchOutcome(NamedTuple):
     out: Path
     ranked: list[dict]
-    spaces: list[dict[str, str]]
     best: dict | None
 
 
@@ -779,7 +778,7 @@ def search(
                 if progress is not None:
                     progress.trial(record, True)
             if pending:
-                executor = executor or search_lib.open_executor(workers, scheduler)
+                executor = executor or search_lib.open_executor(min(workers, max(sizes)), scheduler)
                 futures = {executor.submit(run_trial, t.config, str(t.run_dir)): t for t in pending}
                 for future in executor.as_completed(futures):
                     t = futures[future]
@@ -802,4 +801,4 @@ def search(
         raise
     if executor is not None:
         executor.close()
-    return SearchOutcome(out, search_lib.rank(records, metric), spaces, best)
+    return SearchOutcome(out, search_lib.rank(records, metric), best)
