@@ -329,3 +329,12 @@ def test_dask_cluster_gives_the_same_leaderboard_as_local_processes(tmp_path):
     same = ["rank", "trial", "round", "status", "dev_accuracy", "dev_cost", "train_accuracy", "train_cost", *SPACE, "epochs_run"]
     assert [[r[c] for c in same] for r in rows(tmp_path / "dask")] == [[r[c] for c in same] for r in rows(tmp_path / "local")]
     assert len(rows(tmp_path / "dask")) == 4
+
+
+def test_the_shipped_space_fits_its_config_as_the_readme_runs_it(tmp_path):
+    tree = C.load_tree(REPO / "configs" / "planar.yaml", ["data.dev_fraction=0.25", "optimizer.name=momentum"])
+    space = C.load_space(REPO / "configs" / "spaces" / "planar.yaml")
+    workflows.check_space(tree, space, S.sample_trials(space, 1, S.round_rng(0, 1))[0], "planar space")
+    trials = workflows.plan_round(tree, space, tmp_path, 1, 1, 10, 0, "planar space")
+    assert {t.config["optimizer"]["name"] for t in trials} == {"momentum"}
+    assert all(0.9 <= t.values["optimizer.beta"] <= 0.999 for t in trials)
