@@ -11,6 +11,7 @@ from typing import Optional
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -107,8 +108,10 @@ def train(
         for col in ("split", "examples", "cost", "accuracy"):
             table.add_column(col, justify="right" if col != "split" else "left")
         for split, m in outcome.metrics.items():
-            table.add_row(split, str(m["examples"]), f"{m['cost']:.6f}", f"{m['accuracy']:.4f}")
+            if split != "diagnosis":
+                table.add_row(split, str(m["examples"]), f"{m['cost']:.6f}", f"{m['accuracy']:.4f}")
         out.print(table)
+        print_diagnosis(outcome.metrics["diagnosis"])
     out.print(str(outcome.run_dir), soft_wrap=True)
 
 
@@ -328,6 +331,123 @@ def search(
         if outcome.best is not None:
             out.print(f"best: trial {outcome.best['trial']}, config in {folder / 'best.yaml'}", soft_wrap=True)
     out.print(str(folder), soft_wrap=True)
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.2f}%"
+
+
+def print_diagnosis(d: dict) -> None:
+    """The bias/variance diagnosis and the course's recipe for it."""
+    out.print(f"[bold]diagnosis: {d['problem']}[/bold]")
+    stand_in = " (measured on test: there is no dev set)" if d["dev_split"] == "test" else ""
+    out.print(f"  human error {_pct(d['human_error'])}, train error {_pct(d['train_error'])}, "
+              f"dev error {_pct(d['dev_error'])}{stand_in}", soft_wrap=True)
+    variance = "unknown (no dev or test set: set data.dev_fraction)" if d["variance"] is None else _pct(d["variance"])
+    out.print(f"  avoidable bias {_pct(d['avoidable_bias'])}, variance {variance} (a gap of {_pct(d['threshold'])} or more is high)",
+              soft_wrap=True)
+    for step in d["recipe"]:
+        out.print(f"  - {step}", soft_wrap=True)
+
+
+class Split(str, Enum):
+    train = "train"
+    dev = "dev"
+    test = "test"
+    all = "all"
+
+
+def print_split(name: str, m: dict) -> None:
+    out.print(f"[bold]{name}[/bold]: {m['examples']} examples, cost {m['cost']:.6f}, accuracy {m['accuracy']:.4f}")
+    if "precision" in m:
+        (tn, fp), (fn, tp) = m["confusion_matrix"]
+        out.print(f"  {escape(m['positive_class'])} as positive: precision {m['precision']:.4f}, recall {m['recall']:.4f}, "
+                  f"F1 {m['f1']:.4f}; true positives {tp}, false positives {fp}, false negatives {fn}, true negatives {tn}",
+                  soft_wrap=True)
+        return
+    classes = [escape(c) for c in m["per_class"]]
+    matrix = Table(title=f"{name}: confusion matrix")
+    matrix.add_column("true \\ predicted")
+    for c in classes:
+        matrix.add_column(c, justify="right")
+    for c, counts in zip(classes, m["confusion_matrix"]):
+        matrix.add_row(c, *map(str, counts))
+    out.print(matrix)
+    per_class = Table(title=f"{name}: per class")
+    for col in ("class", "precision", "recall", "f1", "support"):
+        per_class.add_column(col, justify="left" if col == "class" else "right")
+    for c, v in m["per_class"].items():
+        per_class.add_row(escape(c), f"{v['precision']:.4f}", f"{v['recall']:.4f}", f"{v['f1']:.4f}", str(v["support"]))
+    out.print(per_class)
+
+
+@app.command()
+def evaluate(
+    run_dir: Path = typer.Argument(..., help="A finished run folder (it has model.h5)."),
+    split: Split = typer.Option(Split.all, "--split", help="Which split to report."),
+    data: Optional[str] = typer.Option(None, "--data", help="Other data: a dataset name, an inline YAML mapping of data keys, or a YAML file."),
+    human_error: Optional[float] = typer.Option(None, "--human-error", min=0.0, max=0.999,
+                                                help="Human-level error as a fraction (default: the run's data.human_error)."),
+    errors: Optional[Path] = typer.Option(None, "--errors", help="Write the misclassified examples to this CSV file."),
+    as_json: bool = typer.Option(False, "--json", help="Print evaluation.json instead of tables."),
+):
+    """Re-evaluate a run's saved model (no dropout, batch-norm running statistics) and write evaluation.json."""
+    try:
+        report = workflows.evaluate_run(run_dir, split.value, data, human_error, errors)
+    except DltrainError as e:
+        fail(e)
+    if as_json:
+        out.print(json.dumps(report, indent=2), soft_wrap=True, markup=False)
+        return
+    for name, m in report["splits"].items():
+        print_split(name, m)
+    print_diagnosis(report["diagnosis"])
+    if "errors_file" in report:
+        out.print(f"misclassified examples: {report['errors_file']}", soft_wrap=True, markup=False)
+    out.print(f"plots: {', '.join(report['plots']) or 'none'}", soft_wrap=True, markup=False)
+    out.print(str(Path(report["run"]) / "evaluation.json"), soft_wrap=True, markup=False)
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+@app.command()
+def runs(
+    runs_dir: Path = typer.Argument(Path("runs"), help="Folder holding run folders."),
+    sort: Optional[str] = typer.Option(None, "--sort", help="Sort by a column, e.g. dev_accuracy (accuracies best first)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
+):
+    """A table of the runs in a folder: data, key hyperparameters, epochs, accuracies, duration, status."""
+    try:
+        rows = workflows.run_table(runs_dir, sort)
+    except DltrainError as e:
+        fail(e)
+    if as_json:
+        out.print(json.dumps(rows, indent=2), soft_wrap=True, markup=False)
+        return
+    table = Table(title=escape(f"{len(rows)} runs in {runs_dir}"))
+    for col in workflows.RUN_COLUMNS:
+        table.add_column(col, justify="left" if col in ("run", "status", "dataset", "layers") else "right")
+    for row in rows:
+        table.add_row(*(escape(_cell(row[c])) for c in workflows.RUN_COLUMNS))
+    # Piped into a file or another program there is no screen width to respect: print every column whole.
+    (out if out.is_terminal else Console(highlight=False, width=250)).print(table)
+
+
+@app.command()
+def compare(
+    run_dirs: list[Path] = typer.Argument(..., help="Run folders to compare."),
+    out_file: Path = typer.Option(..., "--out", help="The PNG file to write."),
+):
+    """Overlay the cost curves of several runs (train solid, dev dashed) in one PNG."""
+    try:
+        path = workflows.compare_runs(run_dirs, out_file)
+    except DltrainError as e:
+        fail(e)
+    out.print(str(path), soft_wrap=True, markup=False)
 
 
 @config_app.command("show")

@@ -39,6 +39,9 @@ class DataBase(Strict):
         "none", description="scale: /255 for images; standardize: per-feature train mean/std"
     )
     augment: AugmentConfig = AugmentConfig()
+    human_error: float = Field(
+        0.0, ge=0.0, lt=1.0, description="human-level error (a fraction) as the Bayes-error proxy of the bias/variance diagnosis"
+    )
 
     def own_test(self) -> str | None:
         """Why this config already has a test set (so test_fraction cannot apply), or None."""
@@ -291,6 +294,7 @@ class TrainingConfig(Strict):
     batch_size: int | None = Field(None, ge=1, description="null: full batch; 1: stochastic GD")
     log_every: int = Field(100, ge=1, description="history.csv row every this many epochs (and the last)")
     shuffle_seed: int = Field(10, description="course mode: epoch i shuffles with RandomState(shuffle_seed + 1 + i)")
+    log_norms: bool = Field(False, description="record per-layer ||W[l]|| and ||dW[l]|| in history.csv and norms.png")
 
 
 # ---- regularization ---------------------------------------------------------------------------

@@ -1,6 +1,11 @@
-"""Matplotlib (Agg) figures from run data; each function writes one PNG and returns nothing."""
+"""Matplotlib (Agg) figures from run data; each function returns one PNG as bytes.
 
-from pathlib import Path
+Returning bytes leaves writing to the caller (RunWriter or runs.atomic_write), so a figure lands
+in a run folder by the same temporary-name-and-rename as every other file.
+"""
+
+import io
+import math
 
 import matplotlib
 
@@ -10,28 +15,62 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
 
-def cost_curve(path: Path, rows: list[dict], title: str, marks: dict[str, int] | None = None) -> None:
-    """Train (and dev) cost per logged epoch; `marks` draws labelled vertical lines (e.g. stopped, best epoch)."""
+def _png(fig, tight: bool = True) -> bytes:
+    """The figure as PNG bytes, closed. tight=False for a figure made with layout="constrained"."""
+    buf = io.BytesIO()
+    if tight:
+        fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _series(rows: list[dict], key: str) -> tuple[list, list]:
+    """(epochs, values) of a history column, skipping rows where it is empty."""
+    pairs = [(r["epoch"], r[key]) for r in rows if r.get(key) not in (None, "")]
+    return ([p[0] for p in pairs], [p[1] for p in pairs]) if pairs else ([], [])
+
+
+def cost_curve(rows: list[dict], title: str, marks: dict[str, int] | None = None) -> bytes:
+    """Train and dev cost per logged epoch, the learning rate on a second axis, and epoch markers.
+
+    rows: history rows (epoch, cost, optional dev_cost, learning_rate). marks: label -> epoch,
+    drawn as dotted vertical lines (e.g. {"best epoch": 120, "stopped": 170}).
+    """
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    epochs = [r["epoch"] for r in rows]
-    ax.plot(epochs, [r["cost"] for r in rows], label="train cost")
-    dev = [(r["epoch"], r["dev_cost"]) for r in rows if r.get("dev_cost") not in (None, "")]
-    if dev:
-        ax.plot(*zip(*dev), label="dev cost")
-    for (label, epoch), style in zip((marks or {}).items(), ("--", ":", "-.")):
-        ax.axvline(epoch, color="gray", linestyle=style, label=f"{label} epoch {epoch}")
+    ax.plot(*_series(rows, "cost"), color="C0", label="train cost")
+    dev = _series(rows, "dev_cost")
+    if dev[0]:
+        ax.plot(*dev, color="C1", label="dev cost")
+    for i, (label, epoch) in enumerate((marks or {}).items()):
+        ax.axvline(epoch, color=f"C{3 + i}", linestyle=":", linewidth=1.5, label=f"{label} epoch {epoch}")
     ax.set_xlabel("epoch")
     ax.set_ylabel("cost")
     ax.set_title(title)
-    ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    handles, labels = ax.get_legend_handles_labels()
+    lr = _series(rows, "learning_rate")
+    if lr[0]:
+        ax2 = ax.twinx()
+        ax2.plot(*lr, color="0.5", linestyle="--", linewidth=1, label="learning rate")
+        ax2.set_ylabel("learning rate", color="0.4")
+        ax2.tick_params(axis="y", colors="0.4")
+        if min(lr[1]) > 0 and max(lr[1]) / min(lr[1]) > 100:
+            ax2.set_yscale("log")
+        else:
+            # From 0, so a constant rate is a flat line, not a line in a magnified noise band.
+            ax2.set_ylim(0, 1.1 * max(lr[1]))
+        h2, l2 = ax2.get_legend_handles_labels()
+        handles, labels = handles + h2, labels + l2
+    ax.legend(handles, labels, loc="upper right")
+    return _png(fig)
 
 
-def decision_boundary(path: Path, predict, X: np.ndarray, y: np.ndarray, title: str) -> None:
-    """Predicted class over a grid around 2-D data X (2, m), with the labelled points on top."""
+def decision_boundary(predict, X: np.ndarray, y: np.ndarray, title: str, classes: list[str] | None = None) -> bytes:
+    """Predicted class over a grid around 2-D data X (2, m), with the labelled points y (m,) on top.
+
+    predict: grid (2, k) -> labels (k,). classes names the labels in the legend.
+    """
     pad = 0.5
     x0 = np.linspace(X[0].min() - pad, X[0].max() + pad, 300)
     x1 = np.linspace(X[1].min() - pad, X[1].max() + pad, 300)
@@ -40,16 +79,17 @@ def decision_boundary(path: Path, predict, X: np.ndarray, y: np.ndarray, title: 
     Z = predict(grid).reshape(g0.shape)
     fig, ax = plt.subplots(figsize=(6, 5))
     ax.contourf(g0, g1, Z, alpha=0.35, cmap=plt.cm.Spectral)
-    ax.scatter(X[0], X[1], c=y, s=14, cmap=plt.cm.Spectral, edgecolors="k", linewidths=0.3)
+    points = ax.scatter(X[0], X[1], c=y, s=14, cmap=plt.cm.Spectral, edgecolors="k", linewidths=0.3)
+    if classes is not None:
+        handles, _ = points.legend_elements()
+        ax.legend(handles, [classes[c] for c in np.unique(y)], loc="upper right", fontsize=8)
     ax.set_xlabel("x1")
     ax.set_ylabel("x2")
     ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return _png(fig)
 
 
-def search_scatter(path: Path, records: list[dict], scales: dict[str, str], metric: str) -> None:
+def search_scatter(records: list[dict], scales: dict[str, str], metric: str) -> bytes:
     """The metric of each completed trial against each searched key path (one panel each), colored by round.
 
     scales[key]: linear | log | logit (for values like beta near 1) | category (choice options).
@@ -80,5 +120,77 @@ def search_scatter(path: Path, records: list[dict], scales: dict[str, str], metr
         ax.set_visible(False)
     if last_round > 1:
         fig.colorbar(points, ax=axes.ravel().tolist(), label="round", ticks=range(1, last_round + 1))
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return _png(fig, tight=False)
+
+
+def image_grid(images: np.ndarray, captions: list[str], title: str, columns: int = 6) -> bytes:
+    """Images (k, h, w, c) with values in [0, 1], each with its caption; k >= 1."""
+    k = len(images)
+    columns = min(columns, k)
+    rows = math.ceil(k / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.0 * columns, 2.35 * rows + 0.4), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, image, caption in zip(axes.ravel(), images, captions):
+        ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray" if image.shape[-1] == 1 else None)
+        ax.set_title(caption, fontsize=8)
+    fig.suptitle(title)
+    return _png(fig)
+
+
+def confusion_heatmap(counts: np.ndarray, classes: list[str], title: str) -> bytes:
+    """Counts (C, C), rows true class and columns predicted class, as an annotated heat map."""
+    C = len(classes)
+    size = max(4.5, 0.6 * C + 2.5)
+    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    image = ax.imshow(counts, cmap="Blues")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    long_names = max(map(len, classes)) > 3
+    ax.set_xticks(range(C), classes, rotation=45 if long_names else 0, ha="right" if long_names else "center")
+    ax.set_yticks(range(C), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    threshold = counts.max() / 2 if counts.size else 0
+    for i in range(C):
+        for j in range(C):
+            ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=9,
+                    color="white" if counts[i, j] > threshold else "black")
+    ax.set_title(title)
+    return _png(fig)
+
+
+def norm_curves(rows: list[dict], L: int, title: str) -> bytes:
+    """||W[l]|| (solid) and ||dW[l]|| (dashed) per layer l = 1..L against the epoch, log scale."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for l in range(1, L + 1):
+        color = f"C{(l - 1) % 10}"
+        for key, style, label in ((f"norm_W{l}", "-", f"||W{l}||"), (f"norm_dW{l}", "--", f"||dW{l}||")):
+            epochs, values = _series(rows, key)
+            # A norm of exactly 0 (e.g. zero init) has no place on a log axis.
+            kept = [(e, v) for e, v in zip(epochs, values) if v > 0]
+            if kept:
+                ax.plot(*zip(*kept), color=color, linestyle=style, label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("Frobenius norm")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(ncol=2 if L > 3 else 1, fontsize=8)
+    return _png(fig)
+
+
+def compare_costs(curves: dict[str, list[dict]], title: str) -> bytes:
+    """Overlay runs' cost curves: train cost solid and dev cost dashed, one color per run label."""
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for i, (label, rows) in enumerate(curves.items()):
+        color = f"C{i % 10}"
+        ax.plot(*_series(rows, "cost"), color=color, label=f"{label} train")
+        dev = _series(rows, "dev_cost")
+        if dev[0]:
+            ax.plot(*dev, color=color, linestyle="--", label=f"{label} dev")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("cost")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig)

@@ -13,7 +13,7 @@ import shutil
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import h5py
 import numpy as np
@@ -68,6 +68,9 @@ class RunWriter:
 
     def write_text(self, name: str, text: str) -> None:
         atomic_write(self.path(name), text)
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        atomic_write(self.path(name), data)
 
     def write_json(self, name: str, obj: Any) -> None:
         self.write_text(name, json.dumps(obj, indent=2, sort_keys=False) + "\n")
@@ -143,3 +146,87 @@ def discard_unfinished(run_dir: Path) -> None:
     run_dir = Path(run_dir)
     if run_dir.is_dir() and completed_metrics(run_dir) is None:
         shutil.rmtree(run_dir)
+
+
+# ---- reading run folders ----------------------------------------------------------------------
+
+EVALUATION_PREFIX = "evaluation"
+
+
+class RunRecord(NamedTuple):
+    """A run folder's text files, parsed; a file the run has not written (yet) is empty."""
+
+    dir: Path
+    config: dict
+    history: list[dict]  # history.csv rows; numbers as float (epoch, iteration as int), blanks as None
+    metrics: dict
+    summary: dict
+
+
+def read_history(path: Path) -> list[dict]:
+    """history.csv -> rows of numbers, or DltrainError naming the file."""
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as e:
+        raise DltrainError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        return [
+            {k: None if v in ("", None) else int(v) if k in ("epoch", "iteration") else float(v) for k, v in row.items()}
+            for row in rows
+        ]
+    except (ValueError, TypeError):
+        raise DltrainError(f"{path} is not a dltrain history file (a value is not a number)") from None
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        obj = json.loads(path.read_text())
+    except OSError as e:
+        raise DltrainError(f"cannot read {path}: {e.strerror}") from None
+    except ValueError as e:
+        raise DltrainError(f"{path} is not valid JSON ({e})") from None
+    if not isinstance(obj, dict):
+        raise DltrainError(f"{path}: expected a JSON object")
+    return obj
+
+
+def is_run_dir(path: Path) -> bool:
+    return (Path(path) / "summary.json").is_file()
+
+
+def load_run(run_dir: Path) -> RunRecord:
+    """Read config.yaml, history.csv, metrics.json and summary.json of one run folder.
+
+    A running or diverged run has no metrics yet ({}); a folder without summary.json is not a run.
+    """
+    run_dir = Path(run_dir)
+    if not is_run_dir(run_dir):
+        raise DltrainError(f"{run_dir} is not a dltrain run folder (it has no summary.json)")
+    config = {}
+    if (run_dir / "config.yaml").is_file():
+        try:
+            config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+        except yaml.YAMLError:
+            raise DltrainError(f"{run_dir / 'config.yaml'} is not valid YAML") from None
+    history = read_history(run_dir / "history.csv") if (run_dir / "history.csv").is_file() else []
+    metrics = _read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}
+    return RunRecord(run_dir, config, history, metrics, _read_json(run_dir / "summary.json"))
+
+
+def list_run_dirs(runs_dir: Path) -> list[Path]:
+    """The run folders directly inside runs_dir, by name."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise DltrainError(f"runs folder {runs_dir} not found")
+    return sorted(p for p in runs_dir.iterdir() if p.is_dir() and is_run_dir(p))
+
+
+def write_evaluation_file(run_dir: Path, name: str, data: bytes | str) -> Path:
+    """Write an evaluation output into a finished run folder; only `evaluation*` names, so training
+    artifacts are never overwritten, while re-evaluating replaces the previous evaluation."""
+    if not name.startswith(EVALUATION_PREFIX) or Path(name).name != name:
+        raise ValueError(f"evaluation outputs are named {EVALUATION_PREFIX}*, got {name!r}")
+    path = Path(run_dir) / name
+    atomic_write(path, data)
+    return path

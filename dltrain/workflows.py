@@ -1,6 +1,8 @@
 """The commands as plain functions: config -> data -> engine -> run folder. Nothing here prints."""
 
 import copy
+import csv
+import io
 import json
 import platform
 import time
@@ -15,7 +17,7 @@ import yaml
 
 from dltrain import __version__, plots
 from dltrain import search as search_lib
-from dltrain.config import Config, apply_overrides, get_path, load_config, set_path, validate_config, validate_data
+from dltrain.config import Config, apply_overrides, get_path, load_config, read_yaml, set_path, validate_config, validate_data
 from dltrain.data import load_dataset
 from dltrain.data.core import CATALOG, LOADERS
 from dltrain.data.files import READERS, features, read_single_array
@@ -26,6 +28,7 @@ from dltrain.data.prepare import (
     normalization_stats,
     split_dataset,
     targets,
+    undo_normalization,
 )
 from dltrain.engine.activations import ACTIVATIONS, leaky_relu
 from dltrain.engine.gradcheck import GradcheckReport, gradient_check, verdict
@@ -47,7 +50,19 @@ from dltrain.engine.optimizers import OPTIMIZERS
 from dltrain.engine.schedules import SCHEDULES
 from dltrain.engine.train import EarlyStopping, EpochResult, train_epochs
 from dltrain.errors import DltrainError
-from dltrain.runs import RunWriter, atomic_write, completed_metrics, discard_unfinished, new_run_dir, read_json_file, read_model
+from dltrain.evaluation import classification_report, confusion_matrix, diagnose
+from dltrain.runs import (
+    RunWriter,
+    atomic_write,
+    completed_metrics,
+    discard_unfinished,
+    list_run_dirs,
+    load_run,
+    new_run_dir,
+    read_json_file,
+    read_model,
+    write_evaluation_file,
+)
 
 
 class Prepared(NamedTuple):
@@ -62,8 +77,12 @@ class Prepared(NamedTuple):
     n_x: int
 
 
-def prepare_data(cfg: Config) -> Prepared:
-    """Load, check against the model, carve the dev/test splits, normalize with train statistics."""
+def prepare_data(cfg: Config, normalization: dict[str, np.ndarray] | None = None) -> Prepared:
+    """Load, check against the model, carve the dev/test splits, normalize with train statistics.
+
+    `normalization`: statistics to apply instead of computing them from the train split (a
+    trained model's saved ones, so evaluation sees exactly the inputs training saw).
+    """
     ds = load_dataset(cfg.data)
     n_x = ds.X_train.shape[0]
     first = cfg.model.layers[0]
@@ -83,7 +102,7 @@ def prepare_data(cfg: Config) -> Prepared:
         raise DltrainError(f"the data has {n_classes} classes but the softmax output layer has {n_out} units")
     splits = split_dataset(ds, cfg.data, np.random.default_rng(cfg.data.split_seed))
     split_X, split_y = {k: v.X for k, v in splits.items()}, {k: v.y for k, v in splits.items()}
-    stats = normalization_stats(split_X["train"], cfg.data.normalize)
+    stats = normalization_stats(split_X["train"], cfg.data.normalize) if normalization is None else normalization
     dtype = np.dtype(cfg.dtype)
     # Column-major: each example (column) is contiguous, so the training loop gathers shuffled
     # mini-batches as contiguous rows of X.T without first copying the whole training set.
@@ -171,11 +190,28 @@ class TrainOutcome(NamedTuple):
     summary: dict
 
 
-def history_columns(has_dev: bool) -> list[str]:
+def history_columns(has_dev: bool, norm_layers: int = 0) -> list[str]:
+    """history.csv's columns; with norm_layers = L, norm_W1..norm_WL and norm_dW1..norm_dWL at the end."""
     cols = ["epoch", "iteration", "learning_rate", "cost", "data_cost", "penalty"]
     if has_dev:
         cols += ["dev_cost", "dev_accuracy"]
-    return cols + ["seconds"]
+    cols.append("seconds")
+    cols += [f"norm_W{l}" for l in range(1, norm_layers + 1)]
+    return cols + [f"norm_dW{l}" for l in range(1, norm_layers + 1)]
+
+
+def norm_row(params: dict[str, np.ndarray], grad_norms: dict[str, float], L: int) -> dict[str, float]:
+    """norm_W{l} = ||W[l]||_F after the epoch's updates, norm_dW{l} = ||dW[l]||_F of its last mini-batch."""
+    row = {f"norm_W{l}": float(np.linalg.norm(params[f"W{l}"])) for l in range(1, L + 1)}
+    row.update({f"norm_dW{l}": grad_norms[f"W{l}"] for l in range(1, L + 1)})
+    return row
+
+
+def diagnosis_of(metrics: dict[str, dict], human_error: float) -> dict:
+    """Bias/variance diagnosis from split metrics; without a dev split, test plays the dev set's part."""
+    dev_split = next((s for s in ("dev", "test") if s in metrics), None)
+    dev_error = 1.0 - metrics[dev_split]["accuracy"] if dev_split else None
+    return diagnose(1.0 - metrics["train"]["accuracy"], dev_error, human_error, dev_split or "dev")
 
 
 def train(
@@ -204,7 +240,8 @@ def train(
         )
     stopper = EarlyStopping(es.patience, es.min_delta, "min" if es.monitor == "dev_cost" else "max", es.restore_best) if es else None
     augment = build_augment(cfg, data, rng)
-    run = RunWriter(run_dir or new_run_dir(runs_dir, cfg.name), history_columns(has_dev))
+    log_norms = cfg.training.log_norms
+    run = RunWriter(run_dir or new_run_dir(runs_dir, cfg.name), history_columns(has_dev, net.L if log_norms else 0))
     resolved = cfg.model_dump(mode="json")
     if resolved["model"]["layers"][0] == "auto":
         resolved["model"]["layers"][0] = data.n_x
@@ -238,6 +275,7 @@ def train(
             build_permutation(cfg, rng, X.shape[1]),
             dropout_rng=build_dropout_rng(cfg, rng),
             augment=augment,
+            grad_norms=log_norms,
         ):
             epochs_run = r.epoch + 1
             row = None
@@ -256,6 +294,8 @@ def train(
                 }
                 if has_dev:
                     row["dev_cost"], row["dev_accuracy"] = dev
+                if log_norms:
+                    row.update(norm_row(params, r.grad_norms, net.L))
                 run.log(row)
             if progress is not None:
                 progress(r, row)
@@ -283,6 +323,7 @@ def train(
     for split in data.X:
         cost, accuracy = evaluate(data.X[split], data.Y[split], params, net, state)
         metrics[split] = {"cost": cost, "accuracy": accuracy, "examples": int(data.X[split].shape[1])}
+    metrics["diagnosis"] = diagnosis_of(metrics, cfg.data.human_error)
     run.write_json("metrics.json", metrics)
     run.save_model(
         "model.h5",
@@ -294,15 +335,16 @@ def train(
         classes=json.dumps(data.classes),
         image_shape=json.dumps(data.image_shape),
     )
-    plots.cost_curve(run.path("cost.png"), run.rows, f"{cfg.name}: cost", marks)
-    if data.n_x == 2:
-        plots.decision_boundary(
-            run.path("decision_boundary.png"),
-            lambda G: labels_from_output(evaluation_forward(G.astype(X.dtype), params, net, state)[0]),
-            data.X["train"],
-            data.labels["train"],
-            f"{cfg.name}: decision boundary (train)",
-        )
+    run.write_bytes("cost.png", plots.cost_curve(run.rows, f"{cfg.name}: cost", marks))
+    if log_norms:
+        run.write_bytes("norms.png", plots.norm_curves(run.rows, net.L, f"{cfg.name}: weight and gradient norms"))
+    model = Trained(run.dir, cfg, net, params, state, data.normalization, data.classes, data.image_shape)
+    for kind, png in split_plots(model, "train", data.X["train"], data.labels["train"], ("decision_boundary",)).items():
+        run.write_bytes(f"{kind}.png", png)
+    # Error analysis looks at examples the model did not train on: test, else dev, else train.
+    held_out = next(s for s in ("test", "dev", "train") if s in data.X)
+    for kind, png in split_plots(model, held_out, data.X[held_out], data.labels[held_out], ("misclassified", "confusion_matrix")).items():
+        run.write_bytes(f"{kind}.png", png)
     summary.update(status="completed", stop_reason=stop_reason, epochs_run=epochs_run,
                    duration_seconds=round(time.perf_counter() - started, 3))
     run.write_json("summary.json", summary)
@@ -542,6 +584,16 @@ class Prediction(NamedTuple):
     probability: float  # the model's probability of that class
 
 
+def predictions(AL: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """AL (n_L, m) -> predicted labels (m,) and the model's probability of each prediction (m,).
+
+    One sigmoid unit gives P(class 1), so the predicted class's probability is p or 1 - p.
+    """
+    pred = labels_from_output(AL)
+    prob = np.where(pred == 1, AL[0], 1.0 - AL[0]) if AL.shape[0] == 1 else AL.max(axis=0)
+    return pred, prob
+
+
 def predict(run_dir: Path, inputs: list[Path], key: str | None = None, layout: str = "rows") -> list[Prediction]:
     """Class and probability per image (resized to the run's image shape) or per example of an array file.
 
@@ -568,10 +620,7 @@ def predict(run_dir: Path, inputs: list[Path], key: str | None = None, layout: s
                                f"(X.shape={X.shape}{', layout: ' + layout if is_array else ''})")
         columns.append(X)
     X = apply_normalization(np.concatenate(columns, axis=1), t.normalization).astype(np.dtype(t.cfg.dtype))
-    AL, _ = evaluation_forward(X, t.params, t.net, t.state)
-    labels = labels_from_output(AL)
-    # One sigmoid unit gives P(class 1); the predicted class's probability is p or 1 - p.
-    prob = np.where(labels == 1, AL[0], 1.0 - AL[0]) if AL.shape[0] == 1 else AL[labels, np.arange(labels.size)]
+    labels, prob = predictions(evaluation_forward(X, t.params, t.net, t.state)[0])
     return [Prediction(n, t.classes[c], float(p)) for n, c, p in zip(names, labels, prob)]
 
 
@@ -709,7 +758,7 @@ def write_search_results(out: Path, records: list[dict], space: dict, configs: d
               f"dev_accuracy {m['dev_accuracy']:.4f}, dev_cost {m['dev_cost']:.6f}; run folder {best['run_dir']}\n")
     atomic_write(out / "best.yaml", header + yaml.safe_dump(configs[best["trial"]], sort_keys=False))
     scales = {key: search_lib.plot_scale(d) for key, d in space.items()}
-    plots.search_scatter(out / "search.png", done, scales, metric)
+    atomic_write(out / "search.png", plots.search_scatter(done, scales, metric))
     return best
 
 
@@ -802,3 +851,210 @@ def search(
     if executor is not None:
         executor.close()
     return SearchOutcome(out, search_lib.rank(records, metric), best)
+
+
+# ---- evaluate ---------------------------------------------------------------------------------
+
+MAX_GRID_IMAGES = 24
+
+
+def split_plots(model: Trained, split: str, X: np.ndarray, y: np.ndarray, kinds: tuple[str, ...]) -> dict[str, bytes]:
+    """The figures among `kinds` that apply to this model: decision_boundary (2-D inputs),
+    misclassified (image inputs, most confident mistakes first), confusion_matrix (softmax output)."""
+    name, net, params, state = model.cfg.name, model.net, model.params, model.state
+    out = {}
+    if "decision_boundary" in kinds and net.n_x == 2:
+        out["decision_boundary"] = plots.decision_boundary(
+            lambda G: labels_from_output(evaluation_forward(G.astype(X.dtype), params, net, state)[0]),
+            X, y, f"{name}: decision boundary ({split})", model.classes,
+        )
+    if not {"misclassified", "confusion_matrix"} & set(kinds):
+        return out
+    pred, prob = predictions(evaluation_forward(X, params, net, state)[0])
+    if "confusion_matrix" in kinds and net.layers[-1].units > 1:
+        counts = confusion_matrix(y, pred, len(model.classes))
+        out["confusion_matrix"] = plots.confusion_heatmap(counts, model.classes, f"{name}: confusion matrix ({split})")
+    wrong = np.flatnonzero(pred != y)
+    if "misclassified" in kinds and model.image_shape is not None and wrong.size:
+        # The most confident mistakes say the most about what the model gets wrong.
+        wrong = wrong[np.argsort(-prob[wrong], kind="stable")][:MAX_GRID_IMAGES]
+        raw = undo_normalization(X[:, wrong].astype(np.float64), model.normalization)
+        images = np.clip(raw.T.reshape(-1, *model.image_shape) / 255.0, 0.0, 1.0)
+        captions = [f"#{i} true {model.classes[y[i]]}\npred {model.classes[pred[i]]} ({prob[i]:.2f})" for i in wrong]
+        title = f"{name}: {min(wrong.size, MAX_GRID_IMAGES)} most confident of {int((pred != y).sum())} misclassified ({split})"
+        out["misclassified"] = plots.image_grid(images, captions, title)
+    return out
+
+
+def data_override(cfg: Config, spec: str) -> Config:
+    """The run's config with its data section replaced or updated by `spec`.
+
+    spec: a dataset name ("moons"), an inline YAML mapping ("{seed: 7}" or
+    "{dataset: circles, noise: 0.1}"), a YAML file holding a `data:` section or the mapping
+    itself, or a data file (.npz, .h5, .hdf5, .mat, .csv: `dataset: file, path: SPEC`). Keys for
+    the same dataset update the run's data section; another dataset replaces it.
+    """
+    suffix = Path(spec).suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        tree = read_yaml(Path(spec), "--data file")
+        source = spec
+    elif suffix in (*READERS, ".csv"):
+        tree, source = {"dataset": "file", "path": spec}, "--data"
+    else:
+        try:
+            tree = yaml.safe_load(spec)
+        except yaml.YAMLError:
+            raise DltrainError(f"--data {spec!r}: not a dataset name, a YAML mapping or a .yaml file", 2) from None
+        source = "--data"
+    if isinstance(tree, str):
+        tree = {"dataset": tree}
+    if isinstance(tree, dict) and isinstance(tree.get("data"), dict):
+        tree = tree["data"]
+    if not isinstance(tree, dict):
+        raise DltrainError(f"--data {spec!r}: expected a dataset name or a mapping of data keys", 2)
+    resolved = cfg.model_dump(mode="json")
+    same = tree.get("dataset", resolved["data"]["dataset"]) == resolved["data"]["dataset"]
+    resolved["data"] = {**resolved["data"], **tree} if same else tree
+    return validate_config(resolved, source=source)
+
+
+def evaluate_run(
+    run_dir: Path,
+    split: str = "all",
+    data: str | None = None,
+    human_error: float | None = None,
+    errors_csv: Path | None = None,
+) -> dict:
+    """Re-evaluate a finished run's model and write evaluation.json (and evaluation plots) into its folder.
+
+    The data is rebuilt as training built it (same dev split) and normalized with the statistics
+    saved in model.h5; `data` replaces the data section (see data_override). Returns what
+    evaluation.json holds: per split cost/accuracy/examples plus precision/recall/F1 (binary) or
+    confusion matrix and per-class metrics (multi-class), the diagnosis, and the plot files.
+    """
+    model = load_trained(run_dir)
+    cfg = data_override(model.cfg, data) if data is not None else model.cfg
+    try:
+        prepared = prepare_data(cfg, normalization=model.normalization)
+    except DltrainError as e:
+        # Missing data files and a model that does not fit the data (input size, classes) end here.
+        raise DltrainError(f"cannot evaluate {model.run_dir / 'model.h5'} on this data: {e}", e.exit_code) from None
+    if split != "all" and split not in prepared.X:
+        raise DltrainError(f"{split}: this data has no {split} split (it has {', '.join(prepared.X)})")
+    chosen = list(prepared.X) if split == "all" else [split]
+    net, params, state = model.net, model.params, model.state
+    binary = net.layers[-1].units == 1
+    splits, mistakes = {}, []
+    for name in prepared.X:
+        X, Y, y = prepared.X[name], prepared.Y[name], prepared.labels[name]
+        cost, accuracy = evaluate(X, Y, params, net, state)
+        splits[name] = {"cost": cost, "accuracy": accuracy, "examples": int(X.shape[1])}
+        if name not in chosen:
+            continue
+        pred, prob = predictions(evaluation_forward(X, params, net, state)[0])
+        splits[name].update(classification_report(y, pred, model.classes, binary))
+        mistakes += [(name, int(i), int(y[i]), int(pred[i]), float(prob[i])) for i in np.flatnonzero(pred != y)]
+    human = cfg.data.human_error if human_error is None else human_error
+    diagnosis = diagnosis_of(splits, human)
+    report = {
+        "run": str(model.run_dir),
+        "evaluated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "data": cfg.data.model_dump(mode="json"),
+        "splits": {name: splits[name] for name in chosen},
+        "diagnosis": diagnosis,
+    }
+    for name in chosen:
+        figures = split_plots(model, name, prepared.X[name], prepared.labels[name],
+                              ("decision_boundary", "misclassified", "confusion_matrix"))
+        for kind, png in figures.items():
+            write_evaluation_file(model.run_dir, f"evaluation_{name}_{kind}.png", png)
+    if errors_csv is not None:
+        write_output(errors_csv, errors_table(mistakes, model.classes))
+        report["errors_file"] = str(errors_csv)
+    report["plots"] = sorted(p.name for p in model.run_dir.glob("*.png"))
+    write_evaluation_file(model.run_dir, "evaluation.json", json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def errors_table(mistakes: list[tuple], classes: list[str]) -> str:
+    """CSV of misclassified examples: split, index (column in that split), true and predicted label
+    and class name, and the model's probability of its (wrong) prediction."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["split", "index", "true_label", "true_class", "predicted_label", "predicted_class", "probability"])
+    for split, i, true, pred, prob in mistakes:
+        w.writerow([split, i, true, classes[true], pred, classes[pred], repr(prob)])
+    return buf.getvalue()
+
+
+def write_output(path: Path, data: bytes | str) -> None:
+    """A file the user named (errors CSV, comparison plot), written atomically."""
+    try:
+        atomic_write(Path(path), data)
+    except OSError as e:
+        raise DltrainError(f"cannot write {path}: {e.strerror}") from None
+
+
+# ---- runs, compare ----------------------------------------------------------------------------
+
+RUN_COLUMNS = [
+    "run", "status", "dataset", "layers", "activation", "optimizer", "learning_rate", "batch_size", "l2", "keep_prob",
+    "epochs", "train_accuracy", "dev_accuracy", "test_accuracy", "duration_seconds",
+]
+
+
+def run_row(record) -> dict:
+    """One line of the runs table from a RunRecord; values the run does not have are None."""
+    cfg, summary, metrics = record.config, record.summary, record.metrics
+    model, optimizer, training = cfg.get("model", {}), cfg.get("optimizer", {}), cfg.get("training", {})
+    regularization = cfg.get("regularization", {})
+    row = {
+        "run": record.dir.name,
+        "status": summary.get("status"),
+        "dataset": cfg.get("data", {}).get("dataset"),
+        "layers": "-".join(map(str, model.get("layers", []))) or None,
+        "activation": model.get("hidden_activation"),
+        "optimizer": optimizer.get("name"),
+        "learning_rate": optimizer.get("learning_rate"),
+        "batch_size": training.get("batch_size"),
+        "l2": regularization.get("l2"),
+        "keep_prob": regularization.get("keep_prob"),
+        "epochs": summary.get("epochs_run"),
+        "duration_seconds": summary.get("duration_seconds"),
+    }
+    for split in ("train", "dev", "test"):
+        row[f"{split}_accuracy"] = metrics.get(split, {}).get("accuracy")
+    return {k: row[k] for k in RUN_COLUMNS}
+
+
+def run_table(runs_dir: Path = Path("runs"), sort: str | None = None) -> list[dict]:
+    """A row per run folder in runs_dir (see RUN_COLUMNS), optionally sorted by a column:
+    accuracies best first, other columns ascending, missing values last."""
+    if sort is not None and sort not in RUN_COLUMNS:
+        raise DltrainError(f"--sort {sort!r}: not a column; choose one of {', '.join(RUN_COLUMNS)}", 2)
+    rows = []
+    for run_dir in list_run_dirs(runs_dir):
+        try:
+            rows.append(run_row(load_run(run_dir)))
+        except DltrainError as e:
+            rows.append({**dict.fromkeys(RUN_COLUMNS), "run": run_dir.name, "status": f"unreadable: {e}"})
+    if sort is not None:
+        present = [r for r in rows if r[sort] is not None]
+        # A column may mix numbers with text or lists (keep_prob: 0.8 or [0.8, 0.5]): numbers first, then the rest as text.
+        present.sort(key=lambda r: (0, r[sort], "") if isinstance(r[sort], (int, float)) else (1, 0, str(r[sort])),
+                     reverse=sort.endswith("accuracy"))
+        rows = present + [r for r in rows if r[sort] is None]
+    return rows
+
+
+def compare_runs(run_dirs: list[Path], out: Path) -> Path:
+    """Overlay the cost curves (train solid, dev dashed) of several runs in one PNG at `out`."""
+    curves = {}
+    for run_dir in run_dirs:
+        record = load_run(run_dir)
+        if not record.history:
+            raise DltrainError(f"{run_dir} has no history.csv rows to plot")
+        # Runs of the same name in different folders stay apart under their full path.
+        curves[str(record.dir) if record.dir.name in curves else record.dir.name] = record.history
+    write_output(out, plots.compare_costs(curves, f"cost of {len(curves)} runs"))
+    return Path(out)

@@ -24,3 +24,4 @@ def test_import_direction():
         assert not bad, f"{path.name} imports {bad}"
     assert not {n for n in imports(PKG / "config.py") if n.startswith(("dltrain.engine", "numpy"))}
     assert not {n for n in imports(PKG / "cli.py") if n.split(".")[0] == "numpy"}
+    assert imports(PKG / "evaluation.py") <= {"numpy"}  # metrics and diagnosis: pure functions of labels

@@ -32,7 +32,7 @@ def test_train_writes_run_folder(tmp_path):
     assert [int(r["epoch"]) for r in rows] == [0, 10, 20, 29]
     assert {"epoch", "cost", "learning_rate", "dev_cost", "dev_accuracy"} <= set(rows[0])
     metrics = json.loads((run / "metrics.json").read_text())
-    assert set(metrics) == {"train", "dev"} and metrics["train"]["examples"] == 300
+    assert set(metrics) == {"train", "dev", "diagnosis"} and metrics["train"]["examples"] == 300
     resolved = yaml.safe_load((run / "config.yaml").read_text())
     assert resolved["model"]["layers"] == [2, 4, 1] and resolved["init"]["scale"] == 0.01
     assert json.loads((run / "summary.json").read_text())["status"] == "completed"

@@ -4,8 +4,8 @@ import pytest
 from dltrain.engine.activations import ACTIVATIONS
 from dltrain.engine.initializers import INITIALIZERS
 from dltrain.engine.losses import LOSSES
-from dltrain.engine.model import LayerSpec, Network, forward, init_params
-from dltrain.engine.optimizers import Adam
+from dltrain.engine.model import LayerSpec, Network, backward, forward, init_params
+from dltrain.engine.optimizers import GD, Adam
 from dltrain.engine.train import EarlyStopping, minibatches, train_epochs
 
 
@@ -76,3 +76,33 @@ def test_float32_is_stable_at_extreme_logits():
     assert A.dtype == np.float32 and A[0, 0] == 0.0 and A[0, -1] == 1.0
     # -log sigmoid(z) summed: 1000 + 90 + log 2 + ~0 + 0, with no overflow and no log(0)
     assert cost == pytest.approx(1090 + np.log(2), rel=1e-6)
+
+
+def _tiny_problem():
+    rs = np.random.RandomState(3)
+    X, Y = rs.randn(3, 20), (rs.rand(1, 20) > 0.5).astype(float)
+    net = Network(3, (LayerSpec(4, ACTIVATIONS["tanh"]), LayerSpec(1, ACTIVATIONS["sigmoid"])), LOSSES["sigmoid"])
+    params, state = init_params(net, INITIALIZERS["he"], np.random.RandomState(1), 1.0)
+    return X, Y, net, params, state
+
+
+def test_grad_norms_are_those_of_the_last_batch_before_its_update():
+    X, Y, net, params, state = _tiny_problem()
+    # With batches of 8 the last batch of epoch 0 is columns 16..19 (no shuffle); its gradient is
+    # taken at the params left after the first two updates.
+    shadow = {k: v.copy() for k, v in params.items()}
+    for cols in (slice(0, 8), slice(8, 16)):
+        AL, cache = forward(X[:, cols], shadow, net)
+        for k, g in backward(AL, Y[:, cols], cache, shadow, net, 20).items():
+            shadow[k] -= 0.1 * g
+    AL, cache = forward(X[:, 16:], shadow, net)
+    expected = {k: np.linalg.norm(g) for k, g in backward(AL, Y[:, 16:], cache, shadow, net, 20).items() if k[0] == "W"}
+    r = next(train_epochs(X, Y, params, state, net, GD(), lambda e: 0.1, 1, batch_size=8, grad_norms=True))
+    assert r.grad_norms.keys() == expected.keys()
+    for k in expected:
+        assert r.grad_norms[k] == pytest.approx(expected[k], rel=1e-12)
+
+
+def test_grad_norms_off_by_default():
+    X, Y, net, params, state = _tiny_problem()
+    assert next(train_epochs(X, Y, params, state, net, GD(), lambda e: 0.1, 1)).grad_norms is None

@@ -118,6 +118,15 @@ def apply_normalization(X: np.ndarray, stats: dict[str, np.ndarray]) -> np.ndarr
     return X
 
 
+def undo_normalization(X: np.ndarray, stats: dict[str, np.ndarray]) -> np.ndarray:
+    """Inverse of apply_normalization: the raw feature values of X (n_x, m), e.g. to draw images."""
+    if "scale" in stats:
+        return X * stats["scale"]
+    if "mean" in stats:
+        return X * stats["std"] + stats["mean"]
+    return X
+
+
 def targets(y: np.ndarray, n_out: int) -> np.ndarray:
     """Labels (m,) -> Y (1, m) 0/1 for a sigmoid output, or one-hot (C, m) for softmax."""
     if n_out == 1:

@@ -20,6 +20,7 @@ class EpochResult:
     learning_rate: float  # the rate this epoch trained with
     iterations: int  # optimizer steps taken so far
     seconds: float  # wall time of this epoch
+    grad_norms: dict[str, float] | None = None  # ||dW[l]||_F of the epoch's last mini-batch, keyed "W1".. (if asked)
 
 
 def minibatches(m: int, batch_size: int | None, perm: np.ndarray | None) -> list[np.ndarray | slice]:
@@ -67,6 +68,7 @@ def train_epochs(
     dropout_rng: Callable[[], object] | None = None,
     augment: Callable[[int, np.ndarray], np.ndarray] | None = None,
     start_epoch: int = 0,
+    grad_norms: bool = False,
 ):
     """Train in place, yielding one EpochResult per epoch; raise DltrainError on divergence.
 
@@ -75,6 +77,8 @@ def train_epochs(
     re-seeds it every pass, the modern mode returns the run's generator); `augment(epoch, X)`
     returns the epoch's (n_x, m) training inputs. None of them is called when not needed, so
     turning a feature off never shifts another feature's random stream.
+    `grad_norms`: also report each weight gradient's Frobenius norm (for vanishing/exploding
+    gradients); off by default so the hot path does no extra work.
     """
     m = X.shape[1]
     # Examples as rows in memory make gathering a shuffled mini-batch a copy of contiguous rows;
@@ -95,6 +99,7 @@ def train_epochs(
         lr = schedule(epoch)
         perm = permutation(epoch) if permutation is not None and rows_X is not None else None
         data_total = penalty_total = 0.0
+        norms = None
         for cols in minibatches(m, batch_size, perm):
             if rows_X is None:
                 Xb, Yb = X_epoch, Y
@@ -107,13 +112,17 @@ def train_epochs(
             data_total += data_cost * mb
             penalty_total += pen * mb
             grads = backward(AL, Yb, cache, params, net, m)
+            if grad_norms:
+                # Taken before the update, in case an optimizer ever reuses the gradient buffers.
+                norms = {k: float(np.linalg.norm(grads[k])) for k in net.weight_keys}
             if use_bn:
                 update_running_stats(state, cache, net.bn_momentum)
             optimizer.step(params, grads, lr)
         data_cost, pen = data_total / m, penalty_total / m
         check_finite(epoch, data_cost + pen, params, check_params=epoch == epochs - 1)
         yield EpochResult(
-            epoch, data_cost + pen, data_cost, pen, lr, optimizer.t, time.perf_counter() - started
+            epoch, data_cost + pen, data_cost, pen, lr, optimizer.t, time.perf_counter() - started,
+            norms,
         )
 
 
