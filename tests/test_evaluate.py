@@ -188,6 +188,21 @@ def test_cat_writes_misclassified_grid(tmp_path):
     assert report["splits"]["test"]["positive_class"] == "cat"
 
 
+@needs_course_data
+def test_signs_writes_confusion_matrix_with_class_names(tmp_path):
+    from tests.conftest import REPO
+
+    tree = yaml.safe_load((REPO / "configs" / "signs.yaml").read_text())
+    run, _ = train(tmp_path, tree, "signs", f"data.dir={COURSE_DATA}", "training.epochs=2", "training.batch_size=null",
+                   "data.dev_fraction=0.1")
+    assert_png((run / "confusion_matrix.png").read_bytes())
+    assert_png((run / "misclassified.png").read_bytes())
+    report = json.loads(evaluate(run, "--split", "test", "--json").output)
+    test = report["splits"]["test"]
+    assert list(test["per_class"]) == ["0", "1", "2", "3", "4", "5"]
+    assert sum(v["support"] for v in test["per_class"].values()) == test["examples"] == 120
+
+
 def test_runs_table_and_compare(tmp_path, planar_run):
     runs_dir = tmp_path / "runs"
     runs_dir.mkdir()
