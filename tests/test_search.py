@@ -298,7 +298,10 @@ def test_ctrl_c_keeps_finished_trials_and_a_rerun_resumes(tmp_path):
     out = tmp_path / "search"
     cmd = [sys.executable, "-m", "dltrain", *search_args(tmp_path, out, "--trials", "5", "--workers", "1", "--set", "training.epochs=150")]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A test runner started as a background job inherits SIGINT as ignored, and an ignored signal
+    # stays ignored across exec: give the child the default disposition, as a terminal would.
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not list((out / "trials").glob("*.json")) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.1)
