@@ -49,9 +49,11 @@ def cost_curve(rows: list[dict], title: str, marks: dict[str, int] | None = None
     ax.set_title(title)
     ax.grid(alpha=0.3)
     handles, labels = ax.get_legend_handles_labels()
+    top = ax
     lr = _series(rows, "learning_rate")
     if lr[0]:
-        ax2 = ax.twinx()
+        # The legend goes on the twin axis, drawn last, so no line crosses it.
+        top = ax2 = ax.twinx()
         ax2.plot(*lr, color="0.5", linestyle="--", linewidth=1, label="learning rate")
         ax2.set_ylabel("learning rate", color="0.4")
         ax2.tick_params(axis="y", colors="0.4")
@@ -62,7 +64,7 @@ def cost_curve(rows: list[dict], title: str, marks: dict[str, int] | None = None
             ax2.set_ylim(0, 1.1 * max(lr[1]))
         h2, l2 = ax2.get_legend_handles_labels()
         handles, labels = handles + h2, labels + l2
-    ax.legend(handles, labels, loc="upper right")
+    top.legend(handles, labels, loc="upper right", framealpha=0.9)
     return _png(fig)
 
 
@@ -160,16 +162,29 @@ def confusion_heatmap(counts: np.ndarray, classes: list[str], title: str) -> byt
 
 
 def norm_curves(rows: list[dict], L: int, title: str) -> bytes:
-    """||W[l]|| (solid) and ||dW[l]|| (dashed) per layer l = 1..L against the epoch, log scale."""
+    """||W[l]|| (solid) and ||dW[l]|| (dashed) per layer l = 1..L against the epoch, log scale.
+
+    A norm of exactly 0 (zero init, every ReLU unit dead) has no place on a log axis; it is drawn
+    as an x on a line below the smallest nonzero norm, because a vanished gradient is the point.
+    """
+    series = {(l, key): _series(rows, key) for l in range(1, L + 1) for key in (f"norm_W{l}", f"norm_dW{l}")}
+    positive = [v for _, values in series.values() for v in values if v > 0]
+    floor = min(positive) / 10 if positive else 1e-12
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for l in range(1, L + 1):
-        color = f"C{(l - 1) % 10}"
-        for key, style, label in ((f"norm_W{l}", "-", f"||W{l}||"), (f"norm_dW{l}", "--", f"||dW{l}||")):
-            epochs, values = _series(rows, key)
-            # A norm of exactly 0 (e.g. zero init) has no place on a log axis.
-            kept = [(e, v) for e, v in zip(epochs, values) if v > 0]
-            if kept:
-                ax.plot(*zip(*kept), color=color, linestyle=style, label=label)
+    any_zero = False
+    for (l, key), (epochs, values) in series.items():
+        color, style = f"C{(l - 1) % 10}", "--" if key.startswith("norm_dW") else "-"
+        # NaN breaks the line at zeros; the dots keep isolated nonzero values visible.
+        ax.plot(epochs, [v if v > 0 else np.nan for v in values], color=color, linestyle=style, marker=".",
+                markersize=4, label=f"||{key[5:]}||")
+        zeros = [e for e, v in zip(epochs, values) if v <= 0]
+        if zeros:
+            any_zero = True
+            ax.plot(zeros, [floor] * len(zeros), color=color, linestyle="none", marker="x")
+    if any_zero:
+        ax.axhline(floor, color="0.6", linewidth=0.8)
+        ax.annotate("x: exactly 0", (0.01, floor), xycoords=("axes fraction", "data"), xytext=(0, 4),
+                    textcoords="offset points", fontsize=8, color="0.3")
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("Frobenius norm")

@@ -51,5 +51,5 @@ def test_confusion_heatmap():
 
 
 def test_norms_and_compare():
-    assert_png(plots.norm_curves(ROWS, 2, "norms"))  # norm_dW2 == 0 is left off the log axis
+    assert_png(plots.norm_curves(ROWS, 2, "norms"))  # norm_dW2 == 0: drawn as x marks below the log-scale lines
     assert_png(plots.compare_costs({"a": ROWS, "b": ROWS[:4]}, "compare"))
