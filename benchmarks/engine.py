@@ -410,21 +410,24 @@ def target_lines(results: dict) -> list[str]:
     return lines
 
 
-def print_table(results: dict, overhead: dict | None, rates: dict) -> None:
-    print("GEMM rate: " + ", ".join(f"{dt} {rates[dt]:.1f} GFLOP/s" for dt in sorted(rates)) + f"; load average {os.getloadavg()[0]:.2f}")
+def print_table(results: dict, overhead: dict | None, rates: dict, file=None) -> None:
+    def emit(text: str) -> None:
+        print(text, file=file or sys.stdout)
+
+    emit("GEMM rate: " + ", ".join(f"{dt} {rates[dt]:.1f} GFLOP/s" for dt in sorted(rates)) + f"; load average {os.getloadavg()[0]:.2f}")
     for wname, res in results.items():
         floors = ", ".join(f"{dt} {res[f'floor_{dt}_ms']:.3f} ms" for dt in DTYPES if f"floor_{dt}_ms" in res)
-        print(f"\n{wname} {describe(WORKLOADS[wname])}  (floor: {floors})")
-        print(f"  {'implementation':<13} {'ms/step':>9} {'examples/s':>11} {'vs peer':>8} {'vs floor':>9} {'peak MB':>8}")
+        emit(f"\n{wname} {describe(WORKLOADS[wname])}  (floor: {floors})")
+        emit(f"  {'implementation':<13} {'ms/step':>9} {'examples/s':>11} {'vs peer':>8} {'vs floor':>9} {'peak MB':>8}")
         for impl in IMPLS:
             e = res.get(impl)
             if e is None:
                 continue
             peer = f"{e['ratio_to_peer']:.2f}x" if "ratio_to_peer" in e else "-"
             peak = f"{e['peak_mb']:.0f}" if "peak_mb" in e else "-"
-            print(f"  {impl:<13} {e['median_ms']:>9.3f} {e['examples_per_s']:>11.0f} {peer:>8} {e['ratio_to_floor']:>8.2f}x {peak:>8}")
+            emit(f"  {impl:<13} {e['median_ms']:>9.3f} {e['examples_per_s']:>11.0f} {peer:>8} {e['ratio_to_floor']:>8.2f}x {peak:>8}")
     if overhead is not None:
-        print(f"\ndltrain train vs bare engine loop on {overhead['config']} ({overhead['epochs']} epochs, dev split, "
+        emit(f"\ndltrain train vs bare engine loop on {overhead['config']} ({overhead['epochs']} epochs, dev split, "
               f"live progress bar, history logging): loop {overhead['loop_overhead']:+.1%}, "
               f"end to end {overhead['end_to_end_overhead']:+.1%} (data loading, plots, model file included)")
     lines = target_lines(results)
@@ -432,9 +435,9 @@ def print_table(results: dict, overhead: dict | None, rates: dict) -> None:
         lines.append(f"dltrain train loop overhead {overhead['loop_overhead']:+.1%} (target <= +5%): "
                      f"{'met' if overhead['loop_overhead'] <= 0.05 else 'MISSED'}")
     if lines:
-        print("\nTargets (issue 9):")
+        emit("\nTargets (issue 9):")
         for line in lines:
-            print(f"  {line}")
+            emit(f"  {line}")
 
 
 def main(argv=None) -> int:
@@ -476,10 +479,11 @@ def main(argv=None) -> int:
         overhead = train_overhead(100 if args.quick else 200, 2 if args.quick else 5)
         if overhead is None:
             print("  (skipped: the course's cat files are not in datasets/ or ../shared/datasets)", file=sys.stderr)
-    if args.json:
+    if args.json:  # JSON on stdout, the table on stderr for whoever watches
         out = {"workloads": results}
         if overhead is not None:
             out["train_overhead"] = overhead
+        print_table(results, overhead, rates, file=sys.stderr)
         print(json.dumps(out, indent=2))
     else:
         print_table(results, overhead, rates)
