@@ -467,12 +467,16 @@ def main(argv=None) -> int:
         w = WORKLOADS[wname]
         steps = args.steps or (min(w.steps, 40) if args.quick else w.steps)
         print(f"{wname}: {rounds} rounds of {plan(w, steps)[2]} steps x {len(impls)} implementations", file=sys.stderr)
+        started = time.perf_counter()
         results[wname] = bench_workload(wname, impls, rounds, steps, args.threads, rates)
         if not args.no_memory:
             for impl in impls:
                 peak = peak_memory(wname, impl, steps, args.threads)
                 if peak is not None:
                     results[wname][impl]["peak_mb"] = peak
+        done = ", ".join(f"{i} {e['median_ms']:.3g} ms" + (f" ({e['ratio_to_peer']:.2f}x)" if "ratio_to_peer" in e else "")
+                         for i, e in results[wname].items() if isinstance(e, dict))
+        print(f"  {time.perf_counter() - started:.0f} s: {done}", file=sys.stderr)  # progress on long runs
     overhead = None
     if not args.no_train_overhead:
         print("dltrain train vs the bare loop on configs/cat_deep.yaml", file=sys.stderr)
