@@ -51,3 +51,11 @@ def test_dropout_fixed_mask_gradient_and_scaling(rng):
     report = gradient_check(lambda: float(np.sum(dropout_forward(A, mask, 0.8)[0] * dOut)), {"A": A},
                             {"A": dropout_backward(dOut, cache)})
     assert report.overall < 1e-7
+
+
+def test_dense_forward_on_a_wide_input_equals_the_course_product(rng):
+    """Wide inputs take the transposed GEMM (faster in BLAS); it is the same Z = W A_prev + b."""
+    A_prev, W, b = rng.standard_normal((1500, 7)), rng.standard_normal((3, 1500)), rng.standard_normal((3, 1))
+    Z, cache = dense_forward(A_prev, W, b)
+    np.testing.assert_allclose(Z, W @ A_prev + b, rtol=1e-12, atol=1e-12)
+    assert Z.shape == (3, 7) and cache.A_prev is A_prev
