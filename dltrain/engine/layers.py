@@ -39,7 +39,10 @@ def dense_backward(dZ, cache, need_dA_prev=True):
     dZ already carries the 1/m of the cost. The first layer's dA_prev (the input gradient) is
     never used in training, so the caller skips it: it is the largest product of the step.
     """
-    dW = dZ @ cache.A_prev.T
+    A_prev = cache.A_prev
+    # Wide inputs: dW^T = A_prev dZ^T, the m examples again as the inner GEMM dimension's
+    # partner of the long side (see dense_forward); narrow layers keep the course's product.
+    dW = np.ascontiguousarray((A_prev @ dZ.T).T) if A_prev.shape[0] >= 1024 else dZ @ A_prev.T  # C like W
     db = dZ.sum(axis=1, keepdims=True)
     dA_prev = cache.W.T @ dZ if need_dA_prev else None
     return dA_prev, dW, db
