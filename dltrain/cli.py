@@ -2,8 +2,11 @@
 
 import json
 import os
+import signal
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -19,7 +22,7 @@ from rich.text import Text
 from dltrain import workflows
 from dltrain.config import Config, load_config, load_space, load_tree, validate_config
 from dltrain.data.images import import_image_folder
-from dltrain.errors import DltrainError
+from dltrain.errors import DltrainError, Interrupted
 
 app = typer.Typer(
     help="Config-driven deep-learning experiments on a NumPy engine (deeplearning.ai courses 1-2).",
@@ -78,31 +81,58 @@ class EpochProgress:
     def close(self):
         if self.bar is not None:
             self.bar.stop()
+            self.bar = None
 
 
 def _load(config: Path, overrides: list[str] | None) -> Config:
     return load_config(config, overrides or [])
 
 
-@app.command()
-def train(
-    config: Path = typer.Argument(..., help="YAML config file."),
-    set_: Optional[list[str]] = SetOption,
-    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Write the run exactly here (must not exist)."),
-    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Parent folder of new run folders."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output; still prints the run folder."),
-):
-    """Train the model a config describes and write its run folder; the last line is the folder's path."""
-    progress = None
+@contextmanager
+def stop_on_signals():
+    """Yield an event that SIGINT (Ctrl-C) and SIGTERM set, so training stops cleanly after the
+    current epoch; a second signal aborts at once. The previous handlers are restored on exit."""
+    stop = threading.Event()
+
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        err.print(f"{signal.Signals(signum).name}: stopping after this epoch (again to abort at once)", soft_wrap=True)
+
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield stop
+        return
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        cfg = _load(config, set_)
-        progress = EpochProgress(cfg.training.epochs, quiet)
-        outcome = workflows.train(cfg, runs_dir=runs_dir, run_dir=run_dir, progress=progress)
+        yield stop
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _train(run, epochs: int, quiet: bool):
+    """Call run(progress, interrupt) with a progress display and signal handling; map failures to exit codes."""
+    progress = EpochProgress(epochs, quiet)
+    try:
+        with stop_on_signals() as interrupt:
+            try:
+                return run(progress, interrupt)
+            finally:
+                progress.close()
+    except Interrupted as e:
+        err.print(str(e), soft_wrap=True, markup=False)
+        raise typer.Exit(130) from None
+    except KeyboardInterrupt:
+        err.print("aborted: the run folder keeps its last checkpoint, if any (dltrain train --resume RUN_DIR)", soft_wrap=True)
+        raise typer.Exit(130) from None
     except DltrainError as e:
-        if progress is not None:
-            progress.close()
         fail(e)
-    progress.close()
+    except MemoryError:
+        fail(DltrainError("out of memory: use fewer or smaller layers, a smaller training.batch_size, or less data"))
+
+
+def _results(cfg: Config, outcome, quiet: bool) -> None:
     if not quiet:
         table = Table(title=f"{cfg.name}: {outcome.summary['epochs_run']} epochs in {outcome.summary['duration_seconds']:.1f}s")
         for col in ("split", "examples", "cost", "accuracy"):
@@ -112,6 +142,37 @@ def train(
                 table.add_row(split, str(m["examples"]), f"{m['cost']:.6f}", f"{m['accuracy']:.4f}")
         out.print(table)
         print_diagnosis(outcome.metrics["diagnosis"])
+
+
+@app.command()
+def train(
+    config: Optional[Path] = typer.Argument(None, help="YAML config file (not with --resume)."),
+    set_: Optional[list[str]] = SetOption,
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Write the run exactly here (must not exist)."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Parent folder of new run folders."),
+    resume: Optional[Path] = typer.Option(
+        None, "--resume", help="Continue this interrupted run folder from its last checkpoint, with its own config.yaml."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output; still prints the run folder."),
+):
+    """Train the model a config describes and write its run folder; the last line is the folder's path.
+
+    Ctrl-C or SIGTERM stops after the current epoch with a checkpoint (exit 130); --resume continues it.
+    """
+    try:
+        if (config is None) == (resume is None):
+            raise DltrainError("give either a CONFIG file or --resume RUN_DIR", 2)
+        if resume is not None and (set_ or run_dir):
+            raise DltrainError("--resume continues a run with its own config.yaml: --set and --run-dir do not apply", 2)
+        cfg = workflows.run_config(resume) if resume is not None else _load(config, set_)
+    except DltrainError as e:
+        fail(e)
+    if resume is not None:
+        outcome = _train(lambda p, i: workflows.resume(resume, progress=p, interrupt=i), cfg.training.epochs, quiet)
+    else:
+        outcome = _train(lambda p, i: workflows.train(cfg, runs_dir=runs_dir, run_dir=run_dir, progress=p, interrupt=i),
+                         cfg.training.epochs, quiet)
+    _results(cfg, outcome, quiet)
     out.print(str(outcome.run_dir), soft_wrap=True)
 
 
@@ -448,6 +509,32 @@ def compare(
     except DltrainError as e:
         fail(e)
     out.print(str(path), soft_wrap=True, markup=False)
+
+
+@app.command()
+def reproduce(
+    run_dir: Path = typer.Argument(..., help="A completed run folder."),
+    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="Parent folder of the new run (default: the run's own parent)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output; still prints the verdict and the new folder."),
+):
+    """Re-run a completed run from its saved config into a new folder and check it is bit-identical.
+
+    The data must have the fingerprint recorded at training time. Prints "identical" (exit 0) or the
+    first difference: file, epoch or key, array (exit 1); the last line is the new folder's path.
+    """
+    try:
+        cfg = workflows.run_config(run_dir)
+    except DltrainError as e:
+        fail(e)
+    result = _train(lambda p, i: workflows.reproduce(run_dir, runs_dir=runs_dir, progress=p, interrupt=i), cfg.training.epochs, quiet)
+    if result.difference is None:
+        out.print(f"identical: {result.outcome.run_dir} reproduces {run_dir} (history.csv without seconds, metrics.json, model.h5)",
+                  soft_wrap=True, markup=False)
+    else:
+        out.print(f"different: {result.difference}", soft_wrap=True, markup=False)
+    out.print(str(result.outcome.run_dir), soft_wrap=True)
+    if result.difference is not None:
+        raise typer.Exit(1)
 
 
 @config_app.command("show")

@@ -15,10 +15,20 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter,
 from dltrain.errors import DltrainError
 
 MAX_CONFIG_BYTES = 1_000_000
+# Aliases make a small file stand for a huge tree ("billion laughs"): these bound the tree that
+# validation, --set and config.yaml would walk, with every alias expanded.
+MAX_CONFIG_NODES = 100_000
+MAX_CONFIG_DEPTH = 50
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Every float must be finite: inf or nan would only surface later as a diverged or empty run.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+MAX_SEED = 2**32 - 1  # numpy's RandomState takes seeds in [0, 2**32 - 1]
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+MAX_GENERATED = 10_000_000  # examples a generated dataset may have
 
 
 # ---- data -------------------------------------------------------------------------------------
@@ -81,18 +91,18 @@ class SignsData(DataBase):
 
 class PlanarData(DataBase):
     dataset: Literal["planar"]
-    seed: int = Field(1, description="RandomState seed of the flower generator")
+    seed: Seed = Field(1, description="RandomState seed of the flower generator")
 
 
 class GeneratedTest(Strict):
-    seed: int
-    n_samples: int = Field(ge=1)
+    seed: Seed
+    n_samples: int = Field(ge=1, le=MAX_GENERATED)
 
 
 class MoonsData(DataBase):
     dataset: Literal["moons"]
-    seed: int = Field(3, description="RandomState seed, as np.random.seed before make_moons")
-    n_samples: int = Field(300, ge=2)
+    seed: Seed = Field(3, description="RandomState seed, as np.random.seed before make_moons")
+    n_samples: int = Field(300, ge=2, le=MAX_GENERATED)
     noise: float = Field(0.2, ge=0.0)
     test: GeneratedTest | None = Field(None, description="generate a test set with its own seed and size")
 
@@ -102,8 +112,8 @@ class MoonsData(DataBase):
 
 class CirclesData(DataBase):
     dataset: Literal["circles"]
-    seed: int = Field(1, description="RandomState seed, as np.random.seed before make_circles")
-    n_samples: int = Field(300, ge=2)
+    seed: Seed = Field(1, description="RandomState seed, as np.random.seed before make_circles")
+    n_samples: int = Field(300, ge=2, le=MAX_GENERATED)
     noise: float = Field(0.05, ge=0.0)
     factor: float = Field(0.8, gt=0.0, lt=1.0)
     test: GeneratedTest | None = Field(
@@ -293,8 +303,20 @@ class TrainingConfig(Strict):
     epochs: int = Field(1000, ge=1)
     batch_size: int | None = Field(None, ge=1, description="null: full batch; 1: stochastic GD")
     log_every: int = Field(100, ge=1, description="history.csv row every this many epochs (and the last)")
-    shuffle_seed: int = Field(10, description="course mode: epoch i shuffles with RandomState(shuffle_seed + 1 + i)")
+    shuffle_seed: Seed = Field(10, description="course mode: epoch i shuffles with RandomState(shuffle_seed + 1 + i)")
     log_norms: bool = Field(False, description="record per-layer ||W[l]|| and ||dW[l]|| in history.csv and norms.png")
+    checkpoint_every: int | None = Field(
+        None, ge=1, description="write checkpoint.h5 every this many epochs (null: only when interrupted)"
+    )
+    divergence_factor: float | None = Field(
+        1000.0, gt=1.0, description="diverged when an epoch's data cost exceeds this times max(epoch 0's, ln 2); null: only non-finite"
+    )
+
+    @model_validator(mode="after")
+    def _check_shuffle_seeds(self):
+        if self.shuffle_seed + self.epochs > MAX_SEED:
+            raise ValueError(f"shuffle_seed + epochs must be at most {MAX_SEED} (course mode seeds epoch i with shuffle_seed + 1 + i)")
+        return self
 
 
 # ---- regularization ---------------------------------------------------------------------------
@@ -311,7 +333,7 @@ class RegularizationConfig(Strict):
     l2: float = Field(0.0, ge=0.0, description="lambda: cost + (lambda / 2m) sum ||W||^2")
     l1: float = Field(0.0, ge=0.0, description="lambda: cost + (lambda / m) sum |W|")
     keep_prob: float | list[float] = Field(1.0, description="dropout keep probability: one value, or one per hidden layer")
-    dropout_seed: int = Field(1, description="course mode: masks from RandomState(dropout_seed) re-created every forward pass")
+    dropout_seed: Seed = Field(1, description="course mode: masks from RandomState(dropout_seed) re-created every forward pass")
     early_stopping: EarlyStoppingConfig | None = None
 
     @field_validator("keep_prob")
@@ -328,7 +350,7 @@ class RegularizationConfig(Strict):
 
 class Config(Strict):
     name: str = Field("run", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="run name: letters, digits, . _ -")
-    seed: int = Field(1, description="seeds init (and, in modern mode, shuffling and dropout)")
+    seed: Seed = Field(1, description="seeds init (and, in modern mode, shuffling and dropout)")
     rng: Literal["course", "modern"] = Field("modern", description="course: numpy RandomState streams of the notebooks")
     dtype: Literal["float64", "float32"] = "float64"
     data: DataConfig
@@ -435,12 +457,38 @@ def read_yaml(path: Path, what: str = "config file") -> Any:
     except UnicodeDecodeError as e:
         raise DltrainError(f"{what} {path} is not UTF-8 text (byte {e.start})", 2) from None
     try:
-        return yaml.safe_load(text)
+        tree = yaml.safe_load(text)
     except yaml.YAMLError as e:
         where = getattr(e, "problem_mark", None)
         at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise DltrainError(f"{what} {path} is not valid YAML{at}: {problem}", 2) from None
+    except RecursionError:
+        raise DltrainError(f"{what} {path} nests deeper than {MAX_CONFIG_DEPTH} levels", 2) from None
+    if expanded_size(tree, {}, 0, f"{what} {path}") > MAX_CONFIG_NODES:
+        raise DltrainError(f"{what} {path} expands to more than {MAX_CONFIG_NODES} values (YAML aliases?)", 2)
+    return tree
+
+
+def expanded_size(node: Any, seen: dict, depth: int, source: str) -> int:
+    """Keys and values in the tree, counting a node shared through YAML aliases once per use.
+
+    Each shared node is sized once (`seen`, by id), so a billion-laughs file costs only its own
+    length to measure; a node that contains itself is rejected.
+    """
+    if not isinstance(node, (dict, list)):
+        return 1
+    if depth > MAX_CONFIG_DEPTH:
+        raise DltrainError(f"{source} nests deeper than {MAX_CONFIG_DEPTH} levels", 2)
+    key = id(node)
+    if key in seen:
+        if seen[key] is None:
+            raise DltrainError(f"{source} contains itself through a YAML alias", 2)
+        return seen[key]
+    seen[key] = None
+    children = [*node.keys(), *node.values()] if isinstance(node, dict) else node
+    seen[key] = 1 + sum(expanded_size(child, seen, depth + 1, source) for child in children)
+    return seen[key]
 
 
 def load_tree(path: str | Path, overrides: list[str] = ()) -> dict:

@@ -8,3 +8,11 @@ class DltrainError(Exception):
     def __init__(self, message: str, exit_code: int = 1):
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class Interrupted(DltrainError):
+    """Training stopped on request (Ctrl-C, SIGTERM) after writing a checkpoint; the message says how
+    to resume. Exit code 130, the shell's code for Ctrl-C."""
+
+    def __init__(self, message: str):
+        super().__init__(message, 130)

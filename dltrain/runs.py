@@ -19,6 +19,9 @@ import h5py
 import numpy as np
 import yaml
 
+from dltrain.config import read_yaml
+from dltrain.data.files import one_line
+from dltrain.data.limits import check_array_size
 from dltrain.errors import DltrainError
 
 HISTORY_FLUSH_SECONDS = 2.0
@@ -48,19 +51,30 @@ def new_run_dir(runs_dir: Path, name: str, now: datetime | None = None) -> Path:
 
 
 class RunWriter:
-    """Creates one run folder and writes its files; history rows are flushed atomically in batches."""
+    """Creates one run folder and writes its files; history rows are flushed atomically in batches.
 
-    def __init__(self, run_dir: Path, history_columns: list[str]):
+    With `rows`, it continues an existing folder instead (dltrain train --resume): the history is
+    the given rows, those of the checkpoint being resumed.
+    """
+
+    def __init__(self, run_dir: Path, history_columns: list[str], rows: list[dict] | None = None):
         self.dir = Path(run_dir)
-        try:
-            self.dir.parent.mkdir(parents=True, exist_ok=True)
-            self.dir.mkdir()
-        except FileExistsError:
-            raise DltrainError(f"run folder {self.dir} already exists; dltrain never overwrites a run") from None
-        except OSError as e:
-            raise DltrainError(f"cannot create run folder {self.dir}: {e.strerror}") from None
+        if rows is None:
+            try:
+                self.dir.parent.mkdir(parents=True, exist_ok=True)
+                self.dir.mkdir()
+            except FileExistsError:
+                raise DltrainError(f"run folder {self.dir} already exists; dltrain never overwrites a run") from None
+            except OSError as e:
+                raise DltrainError(f"cannot create run folder {self.dir}: {e.strerror}") from None
+        elif not self.dir.is_dir():
+            raise DltrainError(f"run folder {self.dir} not found")
+        else:
+            # A killed process can leave a half-written temporary file; its complete target is intact.
+            for stale in self.dir.glob(".*.tmp-*"):
+                stale.unlink()
         self.columns = history_columns
-        self.rows: list[dict] = []
+        self.rows: list[dict] = list(rows or [])
         self._flushed_at = time.monotonic()
 
     def path(self, name: str) -> Path:
@@ -92,13 +106,22 @@ class RunWriter:
         self.write_text("history.csv", buf.getvalue())
         self._flushed_at = time.monotonic()
 
+    def remove(self, name: str) -> None:
+        self.path(name).unlink(missing_ok=True)
+
     def save_model(self, name: str, **groups: dict[str, np.ndarray] | str) -> None:
-        """An HDF5 file: one group per dict of arrays (params, state, ...); strings become attributes."""
+        """An HDF5 file: one group per dict of arrays (params, state, ...); strings become attributes.
+
+        The file format of HDF5 1.10 checksums every object header and attribute, and the strings are
+        stored in the attributes themselves (fixed length, UTF-8), so a damaged file fails its
+        checksum when read instead of sending libhdf5 after corrupt pointers (which can hang it).
+        """
         tmp = self.path(f".{name}.tmp-{os.getpid()}")
-        with h5py.File(tmp, "w") as f:
+        with h5py.File(tmp, "w", libver=("v110", "latest")) as f:
             for group, content in groups.items():
                 if isinstance(content, str):
-                    f.attrs[group] = content
+                    data = content.encode()
+                    f.attrs.create(group, data, dtype=h5py.string_dtype("utf-8", max(len(data), 1)))
                     continue
                 g = f.create_group(group)
                 for key, array in content.items():
@@ -106,22 +129,32 @@ class RunWriter:
         os.replace(tmp, self.path(name))
 
 
-def read_model(path: Path) -> dict[str, dict[str, np.ndarray] | str]:
-    """Inverse of RunWriter.save_model, or DltrainError naming the file."""
+def read_model(path: Path, what: str = "model file") -> dict[str, dict[str, np.ndarray] | str]:
+    """Inverse of RunWriter.save_model, or DltrainError naming the file.
+
+    Every array's declared size and type are checked before it is read, so a corrupt or hostile
+    file cannot make dltrain allocate more than the machine has.
+    """
     if not Path(path).is_file():
-        raise DltrainError(f"model file {path} not found")
+        raise DltrainError(f"{what} {path} not found")
     try:
         with h5py.File(path, "r") as f:
-            out: dict[str, Any] = {k: str(v) for k, v in f.attrs.items()}
+            out: dict[str, Any] = {k: v.decode() if isinstance(v, bytes) else str(v) for k, v in f.attrs.items()}
             for group, g in f.items():
                 if not isinstance(g, h5py.Group):
-                    raise DltrainError(f"model file {path}: unexpected entry {group}")
-                out[group] = {key.replace("|", "/"): np.asarray(ds[()]) for key, ds in g.items()}
+                    raise DltrainError(f"{what} {path}: unexpected entry {group}")
+                out[group] = {}
+                for key, ds in g.items():
+                    where = f"{what} {path}: {group}/{key}"
+                    if not isinstance(ds, h5py.Dataset) or ds.dtype.kind not in "biuf":
+                        raise DltrainError(f"{where} should be a numeric array, got {getattr(ds, 'dtype', 'a group')}")
+                    check_array_size(where, ds.shape, ds.dtype.itemsize)
+                    out[group][key.replace("|", "/")] = np.asarray(ds[()])
             return out
     except DltrainError:
         raise
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise DltrainError(f"model file {path} is not a readable dltrain model ({type(e).__name__}: {e})") from None
+    except Exception as e:  # h5py fed damaged bytes fails every way (OSError, KeyError, TypeError, ...)
+        raise DltrainError(f"{what} {path} is not readable, the file is damaged ({type(e).__name__}: {one_line(e)})") from None
 
 
 def read_json_file(path: Path) -> Any:
@@ -205,10 +238,7 @@ def load_run(run_dir: Path) -> RunRecord:
         raise DltrainError(f"{run_dir} is not a dltrain run folder (it has no summary.json)")
     config = {}
     if (run_dir / "config.yaml").is_file():
-        try:
-            config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-        except yaml.YAMLError:
-            raise DltrainError(f"{run_dir / 'config.yaml'} is not valid YAML") from None
+        config = read_yaml(run_dir / "config.yaml") or {}
     history = read_history(run_dir / "history.csv") if (run_dir / "history.csv").is_file() else []
     metrics = _read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}
     return RunRecord(run_dir, config, history, metrics, _read_json(run_dir / "summary.json"))

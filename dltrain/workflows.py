@@ -4,7 +4,10 @@ import copy
 import csv
 import io
 import json
+import math
+import os
 import platform
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -18,10 +21,11 @@ import yaml
 from dltrain import __version__, plots
 from dltrain import search as search_lib
 from dltrain.config import Config, apply_overrides, get_path, load_config, read_yaml, set_path, validate_config, validate_data
-from dltrain.data import load_dataset
+from dltrain.data import fingerprint, load_dataset
 from dltrain.data.core import CATALOG, LOADERS
 from dltrain.data.files import READERS, features, read_single_array
 from dltrain.data.images import IMAGE_SUFFIXES, read_image
+from dltrain.data.limits import check_array_size
 from dltrain.data.prepare import (
     apply_normalization,
     check_labels,
@@ -49,7 +53,7 @@ from dltrain.engine.model import (
 from dltrain.engine.optimizers import OPTIMIZERS
 from dltrain.engine.schedules import SCHEDULES
 from dltrain.engine.train import EarlyStopping, EpochResult, train_epochs
-from dltrain.errors import DltrainError
+from dltrain.errors import DltrainError, Interrupted
 from dltrain.evaluation import classification_report, confusion_matrix, diagnose
 from dltrain.runs import (
     RunWriter,
@@ -75,6 +79,7 @@ class Prepared(NamedTuple):
     classes: list[str]
     image_shape: tuple | None
     n_x: int
+    fingerprint: str  # of the loaded dataset, before any split or normalization
 
 
 def prepare_data(cfg: Config, normalization: dict[str, np.ndarray] | None = None) -> Prepared:
@@ -110,7 +115,7 @@ def prepare_data(cfg: Config, normalization: dict[str, np.ndarray] | None = None
     for name, y in split_y.items():
         check_labels(y, n_out, name)
     Y = {k: targets(v, n_out).astype(dtype) for k, v in split_y.items()}
-    return Prepared(X, Y, split_y, stats, ds.classes, ds.image_shape, n_x)
+    return Prepared(X, Y, split_y, stats, ds.classes, ds.image_shape, n_x, fingerprint(ds))
 
 
 def build_network(cfg: Config, n_x: int) -> Network:
@@ -214,34 +219,136 @@ def diagnosis_of(metrics: dict[str, dict], human_error: float) -> dict:
     return diagnose(1.0 - metrics["train"]["accuracy"], dev_error, human_error, dev_split or "dev")
 
 
+CHECKPOINT = "checkpoint.h5"
+
+
+class Training(NamedTuple):
+    """What a run builds from its config and then mutates epoch by epoch (all of it checkpointed)."""
+
+    net: Network
+    rng: object  # Generator (modern) or RandomState (course); its state is part of a checkpoint
+    params: dict[str, np.ndarray]
+    state: dict[str, np.ndarray]
+    optimizer: object
+    stopper: EarlyStopping | None
+    augment: Callable[[int, np.ndarray], np.ndarray] | None
+
+
+def build_training(cfg: Config, data: Prepared) -> Training:
+    """Network, seeded initial weights, optimizer, early stopping and augmentation, before any folder exists."""
+    net = build_network(cfg, data.n_x)
+    # Weights (n_l, n_{l-1}) and activations (n_l, m) are checked before anything is allocated.
+    m = max(v.shape[1] for v in data.X.values())
+    n_prev, itemsize = net.n_x, np.dtype(cfg.dtype).itemsize
+    for l, spec in enumerate(net.layers, start=1):
+        check_array_size(f"model.layers: W{l}", (spec.units, n_prev), itemsize)
+        check_array_size(f"model.layers: layer {l}'s activations for {m} examples", (spec.units, m), itemsize)
+        n_prev = spec.units
+    rng = init_rng(cfg)
+    params, state = init_params(net, INITIALIZERS[cfg.init.scheme], rng, cfg.init.scale, np.dtype(cfg.dtype))
+    es = cfg.regularization.early_stopping
+    if es is not None and "dev" not in data.X:
+        raise DltrainError(
+            "regularization.early_stopping monitors the dev set, but there is none: set data.dev_fraction (e.g. 0.1) or data.dev_size", 2
+        )
+    stopper = EarlyStopping(es.patience, es.min_delta, "min" if es.monitor == "dev_cost" else "max", es.restore_best) if es else None
+    return Training(net, rng, params, state, build_optimizer(cfg), stopper, build_augment(cfg, data, rng))
+
+
+def rng_state(rng) -> dict:
+    """The generator's exact position as JSON-ready values (RandomState's key array becomes a list)."""
+    if isinstance(rng, np.random.RandomState):
+        s = rng.get_state(legacy=False)
+        return {**s, "state": {"key": s["state"]["key"].tolist(), "pos": int(s["state"]["pos"])}}
+    return rng.bit_generator.state
+
+
+def set_rng_state(rng, state: dict) -> None:
+    if isinstance(rng, np.random.RandomState):
+        rng.set_state(state)
+    else:
+        rng.bit_generator.state = state
+
+
+def save_checkpoint(run: RunWriter, t: Training, loop: dict) -> None:
+    """checkpoint.h5: params, state, optimizer and early-stopping arrays; the loop's position (last
+    epoch, seconds, RNG state, history rows) as JSON in the attribute `loop`."""
+    groups = {"params": t.params, "state": t.state, "optimizer": t.optimizer.state_dict()}
+    if t.stopper is not None:
+        groups["early_stopping"] = t.stopper.state_dict()
+    run.save_model(CHECKPOINT, **groups, loop=json.dumps({**loop, "rng": rng_state(t.rng), "history": run.rows}))
+
+
+def restore_checkpoint(t: Training, path: Path) -> dict:
+    """Load checkpoint.h5 into t in place (the dicts keep their keys and order); -> the loop's position."""
+    saved = read_model(path, "checkpoint")
+    try:
+        for name, target in (("params", t.params), ("state", t.state)):
+            for k, v in target.items():
+                if saved[name][k].shape != v.shape:
+                    raise DltrainError(f"checkpoint {path}: {name}/{k} is {saved[name][k].shape}, the config makes it {v.shape}")
+                v[...] = saved[name][k]
+        t.optimizer.load_state_dict(saved["optimizer"])
+        if t.stopper is not None:
+            t.stopper.load_state_dict(saved["early_stopping"])
+        loop = json.loads(saved["loop"])
+        if not (isinstance(loop["epoch"], int) and isinstance(loop["seconds"], float) and isinstance(loop["baseline"], (float, type(None)))
+                and isinstance(loop["history"], list) and all(isinstance(row, dict) for row in loop["history"])):
+            raise ValueError("its loop position is not epoch, seconds, baseline and history rows")
+        set_rng_state(t.rng, loop["rng"])
+        return loop
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
+        raise DltrainError(f"checkpoint {path} is incomplete or from another config ({type(e).__name__}: {e})") from None
+
+
+def check_growth(r: EpochResult, baseline: float | None, factor: float | None) -> float:
+    """Epoch 0's data cost (at least ln 2, chance level for two classes); DltrainError once an epoch's
+    data cost exceeds factor times it. A stable cross-entropy stays finite while the weights run
+    away, so this catches the divergence that the engine's non-finite check would not."""
+    baseline = max(r.data_cost, math.log(2)) if baseline is None else baseline
+    if factor is not None and r.data_cost > factor * baseline:
+        raise DltrainError(
+            f"training diverged at epoch {r.epoch}: the cost grew to {r.data_cost:.6g}, more than training.divergence_factor "
+            f"({factor:g}) times epoch 0's {baseline:.6g}; try a lower optimizer.learning_rate "
+            "(or a decay schedule, or batch normalization)"
+        )
+    return baseline
+
+
+def split_metrics(cfg: Config, data: Prepared, t: Training) -> dict:
+    """Cost and accuracy of every split in evaluation mode and the bias/variance diagnosis, as metrics.json holds them."""
+    metrics = {}
+    for split in data.X:
+        cost, accuracy = evaluate(data.X[split], data.Y[split], t.params, t.net, t.state)
+        metrics[split] = {"cost": cost, "accuracy": accuracy, "examples": int(data.X[split].shape[1])}
+    metrics["diagnosis"] = diagnosis_of(metrics, cfg.data.human_error)
+    return metrics
+
+
 def train(
     cfg: Config,
     runs_dir: Path = Path("runs"),
     run_dir: Path | None = None,
     progress: Callable[[EpochResult, dict | None], None] | None = None,
+    interrupt: threading.Event | None = None,
+    expect_fingerprint: str | None = None,
 ) -> TrainOutcome:
     """Train the configured model and write its run folder; returns where and what it wrote.
 
     `progress(result, row)` is called after every epoch, with the history row on logged epochs.
-    A diverging run keeps its history and summary (status 'diverged') and re-raises.
+    `interrupt` is checked after every epoch: once set, the run writes a checkpoint and its metrics
+    so far, is marked 'interrupted', and Interrupted is raised (resume() continues it). A diverging
+    run keeps its history, its last checkpoint and a summary marked 'diverged', and re-raises.
+    `expect_fingerprint` refuses data other than those a run to reproduce was trained on.
     """
-    started_wall, started = datetime.now(timezone.utc), time.perf_counter()
     data = prepare_data(cfg)
-    net = build_network(cfg, data.n_x)
-    rng = init_rng(cfg)
-    params, state = init_params(net, INITIALIZERS[cfg.init.scheme], rng, cfg.init.scale, np.dtype(cfg.dtype))
-    optimizer = build_optimizer(cfg)
-    X, Y = data.X["train"], data.Y["train"]
-    has_dev = "dev" in data.X
-    es = cfg.regularization.early_stopping
-    if es is not None and not has_dev:
+    if expect_fingerprint is not None and data.fingerprint != expect_fingerprint:
         raise DltrainError(
-            "regularization.early_stopping monitors the dev set, but there is none: set data.dev_fraction (e.g. 0.1) or data.dev_size", 2
+            f"the data are not those the run was trained on (fingerprint {data.fingerprint[:19]}…, recorded "
+            f"{expect_fingerprint[:19]}…): data files changed or another dataset version is installed"
         )
-    stopper = EarlyStopping(es.patience, es.min_delta, "min" if es.monitor == "dev_cost" else "max", es.restore_best) if es else None
-    augment = build_augment(cfg, data, rng)
-    log_norms = cfg.training.log_norms
-    run = RunWriter(run_dir or new_run_dir(runs_dir, cfg.name), history_columns(has_dev, net.L if log_norms else 0))
+    t = build_training(cfg, data)
+    run = RunWriter(run_dir or new_run_dir(runs_dir, cfg.name), history_columns("dev" in data.X, t.net.L if cfg.training.log_norms else 0))
     resolved = cfg.model_dump(mode="json")
     if resolved["model"]["layers"][0] == "auto":
         resolved["model"]["layers"][0] = data.n_x
@@ -252,93 +359,279 @@ def train(
         "seed": cfg.seed,
         "rng": cfg.rng,
         "dtype": cfg.dtype,
-        "started": started_wall.isoformat(timespec="seconds"),
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "split_counts": {k: int(v.shape[1]) for k, v in data.X.items()},
+        "data_fingerprint": data.fingerprint,
         "versions": {"dltrain": __version__, "python": platform.python_version(), "numpy": np.__version__},
+        "host": platform.node(),
+        "pid": os.getpid(),
     }
     run.write_json("summary.json", summary)
+    return fit(cfg, data, t, run, summary, progress, interrupt)
 
-    last = cfg.training.epochs - 1
-    log_every = cfg.training.log_every
-    epochs_run = 0
+
+def run_config(run_dir: Path) -> Config:
+    """The resolved config a run folder recorded in config.yaml, validated again."""
+    path = Path(run_dir) / "config.yaml"
+    if not Path(run_dir).is_dir():
+        raise DltrainError(f"run folder {run_dir} not found")
+    return validate_config(read_yaml(path), source=str(path))
+
+
+def still_running(summary: dict) -> bool:
+    """True when the process that wrote a 'running' summary is alive on this machine."""
+    pid = summary.get("pid")
+    if os.name != "posix" or summary.get("host") != platform.node() or not isinstance(pid, int) or pid == os.getpid():
+        return False
     try:
-        for r in train_epochs(
-            X,
-            Y,
-            params,
-            state,
-            net,
-            optimizer,
-            build_schedule(cfg),
-            cfg.training.epochs,
-            cfg.training.batch_size,
-            build_permutation(cfg, rng, X.shape[1]),
-            dropout_rng=build_dropout_rng(cfg, rng),
-            augment=augment,
-            grad_norms=log_norms,
-        ):
-            epochs_run = r.epoch + 1
-            row = None
-            dev = evaluate(data.X["dev"], data.Y["dev"], params, net, state) if stopper or has_dev and (
-                r.epoch % log_every == 0 or r.epoch == last) else None
-            stop = stopper.update(r.epoch, dev[0] if es.monitor == "dev_cost" else dev[1], params, state) if stopper else False
-            if r.epoch % log_every == 0 or r.epoch == last or stop:
-                row = {
-                    "epoch": r.epoch,
-                    "iteration": r.iterations,
-                    "learning_rate": r.learning_rate,
-                    "cost": r.cost,
-                    "data_cost": r.data_cost,
-                    "penalty": r.penalty,
-                    "seconds": round(time.perf_counter() - started, 3),
-                }
-                if has_dev:
-                    row["dev_cost"], row["dev_accuracy"] = dev
-                if log_norms:
-                    row.update(norm_row(params, r.grad_norms, net.L))
-                run.log(row)
-            if progress is not None:
-                progress(r, row)
-            if stop:
-                break
-    except DltrainError as e:
+        os.kill(pid, 0)  # signal 0 only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def resume(
+    run_dir: Path,
+    progress: Callable[[EpochResult, dict | None], None] | None = None,
+    interrupt: threading.Event | None = None,
+) -> TrainOutcome:
+    """Continue an interrupted (or killed) run in its own folder from its last checkpoint.
+
+    The run ends bit-identical (weights, history without `seconds`) to the same run left
+    uninterrupted: the checkpoint holds every array training mutates and the RNG's position.
+    """
+    run_dir = Path(run_dir)
+    summary = load_run(run_dir).summary
+    status = summary.get("status")
+    if status == "completed":
+        raise DltrainError(f"{run_dir} is completed: there is nothing to resume (dltrain reproduce {run_dir} re-runs it)")
+    if status == "diverged":
+        raise DltrainError(f"{run_dir} diverged and would diverge again: train a new run with a lower optimizer.learning_rate")
+    if status == "running" and still_running(summary):
+        raise DltrainError(f"{run_dir} is still being trained by process {summary['pid']}: stop it first (Ctrl-C)")
+    if status not in ("running", "interrupted"):
+        raise DltrainError(f"{run_dir}/summary.json has no run status; is {run_dir} a dltrain run folder?")
+    if not (run_dir / CHECKPOINT).is_file():
+        raise DltrainError(
+            f"{run_dir} stopped before its first checkpoint, so there is nothing to resume from; "
+            f"train it again: dltrain train {run_dir / 'config.yaml'} (set training.checkpoint_every to checkpoint periodically)"
+        )
+    cfg = run_config(run_dir)
+    data = prepare_data(cfg)
+    if data.fingerprint != summary.get("data_fingerprint"):
+        raise DltrainError(f"the data are not those {run_dir} was trained on (their fingerprint differs); resuming would mix two datasets")
+    t = build_training(cfg, data)
+    loop = restore_checkpoint(t, run_dir / CHECKPOINT)
+    run = RunWriter(run_dir, history_columns("dev" in data.X, t.net.L if cfg.training.log_norms else 0), rows=loop["history"])
+    run.flush_history()
+    summary.update(status="running", host=platform.node(), pid=os.getpid(),
+                   resumed=[*summary.get("resumed", []), {"epoch": loop["epoch"] + 1,
+                                                         "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}])
+    run.write_json("summary.json", summary)
+    return fit(cfg, data, t, run, summary, progress, interrupt, loop)
+
+
+class Reproduction(NamedTuple):
+    original: Path
+    outcome: TrainOutcome  # the new run
+    difference: str | None  # None: identical
+
+
+def reproduce(
+    run_dir: Path,
+    runs_dir: Path | None = None,
+    progress: Callable[[EpochResult, dict | None], None] | None = None,
+    interrupt: threading.Event | None = None,
+) -> Reproduction:
+    """Train a completed run's saved config again into a new folder (next to it by default), on
+    data with the recorded fingerprint, and compare the results (see first_difference)."""
+    run_dir = Path(run_dir)
+    summary = load_run(run_dir).summary
+    status = summary.get("status")
+    if status != "completed":
+        raise DltrainError(f"{run_dir} is {status}; only a completed run can be reproduced")
+    cfg = run_config(run_dir)
+    outcome = train(cfg, runs_dir=runs_dir or run_dir.parent, progress=progress, interrupt=interrupt,
+                    expect_fingerprint=summary.get("data_fingerprint"))
+    return Reproduction(run_dir, outcome, first_difference(run_dir, outcome.run_dir))
+
+
+def first_difference(original: Path, copy: Path) -> str | None:
+    """Where two runs' results first differ, as 'file: epoch/key/array: original vs copy', or None.
+
+    history.csv is compared row by row on every column but `seconds` (wall time), then
+    metrics.json, then every array (bit for bit) and attribute of model.h5.
+    """
+    first, second = load_run(original), load_run(copy)
+    rows, copy_rows = first.history, second.history
+    for a, b in zip(rows, copy_rows):
+        for col in [c for c in a if c != "seconds"]:
+            if repr(a[col]) != repr(b.get(col)):
+                return f"history.csv: epoch {a.get('epoch')}, {col}: {a[col]!r} vs {b.get(col)!r}"
+    if len(rows) != len(copy_rows):
+        return f"history.csv: {len(rows)} rows vs {len(copy_rows)}"
+    metrics, copy_metrics = flatten(first.metrics), flatten(second.metrics)
+    for key in union(metrics, copy_metrics):
+        if repr(metrics.get(key)) != repr(copy_metrics.get(key)):
+            return f"metrics.json: {key}: {metrics.get(key)!r} vs {copy_metrics.get(key)!r}"
+    model, copy_model = read_model(original / "model.h5"), read_model(copy / "model.h5")
+    for name in union(model, copy_model):
+        a, b = model.get(name), copy_model.get(name)
+        if not isinstance(a, dict) or not isinstance(b, dict):
+            if a != b:
+                return f"model.h5: attribute {name} differs"
+            continue
+        for key in union(a, b):
+            x, y = a.get(key), b.get(key)
+            if x is None or y is None or x.dtype != y.dtype or x.shape != y.shape:
+                return f"model.h5: {name}/{key}: {describe(x)} vs {describe(y)}"
+            if x.tobytes() != y.tobytes():
+                return f"model.h5: {name}/{key}: largest difference {np.max(np.abs(x.astype(float) - y)):.3g}"
+    return None
+
+
+def flatten(tree, prefix: str = "") -> dict:
+    """{'dev': {'cost': 1}} -> {'dev.cost': 1}."""
+    if not isinstance(tree, dict) or not tree:
+        return {prefix: tree}
+    out = {}
+    for key, value in tree.items():
+        out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def union(a: dict, b: dict) -> list:
+    """Keys of a in order, then those only b has."""
+    return [*a, *(k for k in b if k not in a)]
+
+
+def describe(array: np.ndarray | None) -> str:
+    return "missing" if array is None else f"{array.dtype} {array.shape}"
+
+
+def fit(cfg: Config, data: Prepared, t: Training, run: RunWriter, summary: dict, progress, interrupt, loop: dict | None = None) -> TrainOutcome:
+    """The training loop of train() and resume(): log, early-stop, checkpoint, stop on request, finish the run folder.
+
+    `loop` is a checkpoint's position (last epoch done, seconds so far, divergence baseline).
+    """
+    started = time.perf_counter() - (loop["seconds"] if loop else 0.0)
+    X, Y = data.X["train"], data.Y["train"]
+    has_dev = "dev" in data.X
+    es, stopper = cfg.regularization.early_stopping, t.stopper
+    epochs, log_every, every = cfg.training.epochs, cfg.training.log_every, cfg.training.checkpoint_every
+    last = epochs - 1
+    epochs_run = loop["epoch"] + 1 if loop else 0
+    baseline = loop["baseline"] if loop else None
+    checkpointed = loop["epoch"] if loop else None  # the epoch the kept checkpoint ends with
+    interrupted = False
+
+    def checkpoint(epoch: int) -> None:
+        nonlocal checkpointed
+        save_checkpoint(run, t, {"epoch": epoch, "seconds": time.perf_counter() - started, "baseline": baseline})
+        checkpointed = epoch
+
+    # Overflow is reported once, as divergence naming its epoch and array; numpy would warn on every step.
+    with np.errstate(all="ignore"):
+        try:
+            for r in train_epochs(
+                X,
+                Y,
+                t.params,
+                t.state,
+                t.net,
+                t.optimizer,
+                build_schedule(cfg),
+                epochs,
+                cfg.training.batch_size,
+                build_permutation(cfg, t.rng, X.shape[1]),
+                dropout_rng=build_dropout_rng(cfg, t.rng),
+                augment=t.augment,
+                start_epoch=epochs_run,
+                grad_norms=cfg.training.log_norms,
+            ):
+                baseline = check_growth(r, baseline, cfg.training.divergence_factor)
+                epochs_run = r.epoch + 1
+                row = None
+                dev = evaluate(data.X["dev"], data.Y["dev"], t.params, t.net, t.state) if stopper or has_dev and (
+                    r.epoch % log_every == 0 or r.epoch == last) else None
+                stop = stopper.update(r.epoch, dev[0] if es.monitor == "dev_cost" else dev[1], t.params, t.state) if stopper else False
+                if r.epoch % log_every == 0 or r.epoch == last or stop:
+                    row = {
+                        "epoch": r.epoch,
+                        "iteration": r.iterations,
+                        "learning_rate": r.learning_rate,
+                        "cost": r.cost,
+                        "data_cost": r.data_cost,
+                        "penalty": r.penalty,
+                        "seconds": round(time.perf_counter() - started, 3),
+                    }
+                    if has_dev:
+                        row["dev_cost"], row["dev_accuracy"] = dev
+                    if cfg.training.log_norms:
+                        row.update(norm_row(t.params, r.grad_norms, t.net.L))
+                    run.log(row)
+                if progress is not None:
+                    progress(r, row)
+                if stop or epochs_run == epochs:
+                    break
+                if every is not None and epochs_run % every == 0:
+                    checkpoint(r.epoch)
+                # Checked once per epoch: a signal handler only sets the event, so the epoch always completes.
+                if interrupt is not None and interrupt.is_set():
+                    interrupted = True
+                    break
+        except DltrainError as e:
+            run.flush_history()
+            summary.update(status="diverged", stop_reason=str(e), epochs_run=epochs_run,
+                           duration_seconds=round(time.perf_counter() - started, 3))
+            run.write_json("summary.json", summary)
+            kept = f"; the last checkpoint, after epoch {checkpointed}, is kept in {run.path(CHECKPOINT)}" if checkpointed is not None else ""
+            raise DltrainError(f"{e} (history so far kept in {run.dir}{kept})") from None
+
+    if interrupted:
+        if checkpointed != epochs_run - 1:
+            checkpoint(epochs_run - 1)
         run.flush_history()
-        summary.update(status="diverged", stop_reason=str(e), epochs_run=epochs_run,
+        run.write_json("metrics.json", split_metrics(cfg, data, t))
+        summary.update(status="interrupted", stop_reason=f"interrupted after epoch {epochs_run - 1}", epochs_run=epochs_run,
                        duration_seconds=round(time.perf_counter() - started, 3))
         run.write_json("summary.json", summary)
-        raise DltrainError(f"{e} (history so far kept in {run.dir})") from None
+        raise Interrupted(
+            f"interrupted after epoch {epochs_run - 1} of {epochs}: checkpoint, history and metrics so far are in {run.dir}\n"
+            f"resume with: dltrain train --resume {run.dir}"
+        )
 
     run.flush_history()
     marks = {}
     stop_reason = "finished all epochs"
-    if stopper is not None and stopper.best_epoch is not None and epochs_run < cfg.training.epochs:
+    if stopper is not None and stopper.best_epoch is not None and epochs_run < epochs:
         stop_reason = (f"early stopping: {es.monitor} did not improve by more than {es.min_delta} "
                        f"for {es.patience} epochs")
         marks = {"stopped": epochs_run - 1, "best": stopper.best_epoch}
         summary.update(stopped_epoch=epochs_run - 1, best_epoch=stopper.best_epoch, best_value=stopper.best_value,
                        restored_best=es.restore_best)
         if es.restore_best:
-            stopper.restore(params, state)
-    metrics = {}
-    for split in data.X:
-        cost, accuracy = evaluate(data.X[split], data.Y[split], params, net, state)
-        metrics[split] = {"cost": cost, "accuracy": accuracy, "examples": int(data.X[split].shape[1])}
-    metrics["diagnosis"] = diagnosis_of(metrics, cfg.data.human_error)
+            stopper.restore(t.params, t.state)
+    metrics = split_metrics(cfg, data, t)
     run.write_json("metrics.json", metrics)
+    resolved = cfg.model_dump(mode="json")
+    resolved["model"]["layers"][0] = data.n_x
     run.save_model(
         "model.h5",
-        params=params,
-        state=state,
+        params=t.params,
+        state=t.state,
         normalization=data.normalization,
-        optimizer=optimizer.state_dict(),
+        optimizer=t.optimizer.state_dict(),
         config=json.dumps(resolved),
         classes=json.dumps(data.classes),
         image_shape=json.dumps(data.image_shape),
     )
     run.write_bytes("cost.png", plots.cost_curve(run.rows, f"{cfg.name}: cost", marks))
-    if log_norms:
-        run.write_bytes("norms.png", plots.norm_curves(run.rows, net.L, f"{cfg.name}: weight and gradient norms"))
-    model = Trained(run.dir, cfg, net, params, state, data.normalization, data.classes, data.image_shape)
+    if cfg.training.log_norms:
+        run.write_bytes("norms.png", plots.norm_curves(run.rows, t.net.L, f"{cfg.name}: weight and gradient norms"))
+    model = Trained(run.dir, cfg, t.net, t.params, t.state, data.normalization, data.classes, data.image_shape)
     for kind, png in split_plots(model, "train", data.X["train"], data.labels["train"], ("decision_boundary",)).items():
         run.write_bytes(f"{kind}.png", png)
     # Error analysis looks at examples the model did not train on: test, else dev, else train.
@@ -348,8 +641,9 @@ def train(
     summary.update(status="completed", stop_reason=stop_reason, epochs_run=epochs_run,
                    duration_seconds=round(time.perf_counter() - started, 3))
     run.write_json("summary.json", summary)
+    # The finished model supersedes the checkpoint; a completed run is never resumed.
+    run.remove(CHECKPOINT)
     return TrainOutcome(run.dir, metrics, summary)
-
 
 
 class Trained(NamedTuple):

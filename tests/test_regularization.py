@@ -110,7 +110,7 @@ def test_hflip_mirrors_a_random_half_horizontally():
     order = hflip_columns((2, 3, 2))
     np.testing.assert_array_equal(image.reshape(-1)[order].reshape(2, 3, 2), image[:, ::-1, :])
     X = np.random.RandomState(0).rand(12, 10)
-    data = Prepared({}, {}, {}, {}, [], (2, 3, 2), 12)
+    data = Prepared({}, {}, {}, {}, [], (2, 3, 2), 12, "sha256:")
     augment = build_augment(config(data={"augment": {"hflip": True}}), data, np.random.default_rng(0))
     Xa = augment(0, X)
     flipped = [j for j in range(10) if not np.array_equal(Xa[:, j], X[:, j])]

@@ -1,5 +1,7 @@
 """Dataset container and the registry of loaders, one per `data.dataset` name."""
 
+import hashlib
+import json
 from typing import NamedTuple
 
 import numpy as np
@@ -46,3 +48,18 @@ CATALOG = [
 def load_dataset(data) -> Dataset:
     """Load the dataset a validated `data:` config section names."""
     return Dataset(*LOADERS[data.dataset](data))
+
+
+def fingerprint(ds: Dataset) -> str:
+    """'sha256:…' of everything loaded (each array's dtype, shape and bytes; the class names): the
+    data a run was trained on, recorded in summary.json and checked by resume and reproduce."""
+    h = hashlib.sha256()
+    for name, value in ds._asdict().items():
+        h.update(name.encode())
+        if isinstance(value, np.ndarray):
+            value = np.ascontiguousarray(value)
+            h.update(f"{value.dtype.str}{value.shape}".encode())
+            h.update(value.data)
+        else:
+            h.update(json.dumps(value, default=str).encode())
+    return "sha256:" + h.hexdigest()

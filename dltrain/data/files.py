@@ -11,11 +11,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 import scipy.io
-from scipy.io.matlab import MatReadError
 
+from dltrain.data.limits import check_array_size, survives
 from dltrain.errors import DltrainError
 
-READ_ERRORS = (OSError, ValueError, TypeError, KeyError, EOFError, NotImplementedError, zipfile.BadZipFile, MatReadError)
+MAX_CLASSES = 100_000  # a larger label is a damaged file, not a class
 FORMATS = {".npz": "NumPy .npz", ".h5": "HDF5", ".hdf5": "HDF5", ".mat": "MATLAB .mat"}
 
 
@@ -30,26 +30,54 @@ def one_line(e: Exception) -> str:
     return " ".join(str(e).split())
 
 
+# Each reader checks an array's declared shape before reading it (data.limits): a damaged or hostile
+# file, or a compressed one, can declare far more than the machine's memory.
+NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+MAT_ITEMSIZE = {"int8": 1, "uint8": 1, "logical": 1, "char": 2, "int16": 2, "uint16": 2, "single": 4, "int32": 4, "uint32": 4}
+
+
 def _npz(path: Path, names: list[str]):
-    with np.load(path, allow_pickle=False) as f:
+    with np.load(path, allow_pickle=False) as f, zipfile.ZipFile(path) as z:
+        for k in names:
+            if k in f.files:
+                with z.open(f"{k}.npy") as member:
+                    version = np.lib.format.read_magic(member)
+                    if version not in NPY_HEADERS:
+                        raise ValueError(f"{k} has .npy format version {version}")
+                    shape, _, dtype = NPY_HEADERS[version](member)
+                check_array_size(f"data file {path}: {k}", shape, dtype.itemsize)
         return list(f.files), {k: f[k] for k in names if k in f.files}
 
 
 def _h5(path: Path, names: list[str]):
+    survives(lambda: _read_h5(path, names), path)
+    return _read_h5(path, names)
+
+
+def _read_h5(path: Path, names: list[str]):
     with h5py.File(path, "r") as f:
         out = {}
         for k in names:
             if k in f:
                 if not isinstance(f[k], h5py.Dataset):
                     raise DltrainError(f"data file {path}: {k} is a group, expected an array")
+                check_array_size(f"data file {path}: {k}", f[k].shape, f[k].dtype.itemsize)
                 out[k] = f[k][()]
         return list(f.keys()), out
 
 
 def _mat(path: Path, names: list[str]):
-    content = scipy.io.loadmat(path)
-    available = [k for k in content if not k.startswith("__")]
-    return available, {k: content[k] for k in names if k in available}
+    survives(lambda: _read_mat(path, names), path)
+    return _read_mat(path, names)
+
+
+def _read_mat(path: Path, names: list[str]):
+    listing = {name: (shape, kind) for name, shape, kind in scipy.io.whosmat(path)}
+    wanted = [k for k in names if k in listing]
+    for k in wanted:
+        check_array_size(f"data file {path}: {k}", listing[k][0], MAT_ITEMSIZE.get(listing[k][1], 8))
+    content = scipy.io.loadmat(path, variable_names=wanted) if wanted else {}
+    return list(listing), {k: content[k] for k in wanted if k in content}
 
 
 READERS = {".npz": _npz, ".h5": _h5, ".hdf5": _h5, ".mat": _mat}
@@ -65,7 +93,7 @@ def _read(path: Path, names: list[str], hint: str) -> tuple[list[str], dict[str,
         return READERS[suffix](path, names)
     except DltrainError:
         raise
-    except READ_ERRORS as e:
+    except Exception as e:  # parsers fed damaged bytes fail every way (scipy: UnboundLocalError, zlib.error, ...)
         raise DltrainError(
             f"data file {path} is not a readable {FORMATS[suffix]} file ({type(e).__name__}: {one_line(e)}); "
             "re-create or re-download it"
@@ -77,7 +105,7 @@ def read_arrays(path: Path, keys: list[str], optional: list[str] = (), hint: str
     available, arrays = _read(path, [*keys, *optional], hint)
     missing = [k for k in keys if k not in arrays]
     if missing:
-        raise DltrainError(f"data file {path} has no {', '.join(missing)}; its keys are: {', '.join(sorted(available)) or 'none'}")
+        raise DltrainError(f"data file {path} has no {', '.join(missing)}; its keys are: {', '.join(sorted(map(str, available))) or 'none'}")
     return arrays
 
 
@@ -145,6 +173,8 @@ def features(x: np.ndarray, layout: str, where: str) -> tuple[np.ndarray, tuple[
         raise DltrainError(f"{where} must hold numbers, got dtype {x.dtype}")
     if x.ndim == 0 or (layout == "columns" and x.ndim > 2):
         raise DltrainError(f"{where} has shape {x.shape}; expected (m, ...) for layout: rows or (n_x, m) for layout: columns")
+    if x.size == 0:
+        raise DltrainError(f"{where} has shape {x.shape}: no examples or no features")
     if layout == "rows":
         X = x.reshape(x.shape[0], -1).T
         image_shape = tuple(int(n) for n in x.shape[1:]) if x.ndim == 4 else None
@@ -187,6 +217,8 @@ def labels(y: np.ndarray, layout: str, where: str) -> tuple[np.ndarray, int | No
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise DltrainError(f"{where} must hold class labels 0..C-1, found {flat[i].item():g} (example {i})")
+    if flat.size and flat.max() >= MAX_CLASSES:
+        raise DltrainError(f"{where} has label {flat.max().item():g}; dltrain takes at most {MAX_CLASSES} classes (is the file damaged?)")
     return flat.astype(np.int64), None
 
 

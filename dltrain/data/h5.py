@@ -27,7 +27,7 @@ def course_images(path: Path, prefix: str, hint: str = COURSE_FILES_HINT, option
     if x_key not in arrays or y_key not in arrays:
         raise DltrainError(f"data file {path} has only one of {x_key}, {y_key}; it needs both")
     x, y = arrays[x_key], np.asarray(arrays[y_key]).reshape(-1)
-    if x.ndim != 4 or x.shape[0] != y.shape[0]:
+    if x.ndim != 4 or x.shape[0] != y.shape[0] or x.size == 0:
         raise DltrainError(
             f"data file {path}: expected {x_key} of shape (m, height, width, channels) and {y_key} "
             f"of shape (m,), got {x.shape} and {y.shape}"

@@ -163,3 +163,19 @@ class EarlyStopping:
         for target, source in zip((params, state), self._best_arrays):
             for k, v in source.items():
                 target[k][...] = v
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Everything needed to continue (like the optimizers'): 'best', 'best_epoch' (-1: none), 'wait',
+        and the best arrays as 'params/W1', 'state/mean1', ..."""
+        out = {"best": np.asarray(self.best), "best_epoch": np.asarray(-1 if self.best_epoch is None else self.best_epoch),
+               "wait": np.asarray(self.wait)}
+        for slot, arrays in zip(("params", "state"), self._best_arrays or ()):
+            out.update({f"{slot}/{k}": v for k, v in arrays.items()})
+        return out
+
+    def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:
+        self.best, self.wait = float(arrays["best"]), int(arrays["wait"])
+        self.best_epoch = None if int(arrays["best_epoch"]) < 0 else int(arrays["best_epoch"])
+        if any(key.startswith("params/") for key in arrays):
+            self._best_arrays = tuple({k.split("/", 1)[1]: np.array(v) for k, v in arrays.items() if k.startswith(f"{slot}/")}
+                                      for slot in ("params", "state"))

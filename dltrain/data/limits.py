@@ -1,0 +1,67 @@
+"""Guards for reading damaged or hostile files: a bound on the arrays they may declare, checked
+before anything is read, and a trial parse in a child process for readers that can crash.
+
+A truncated, corrupt or hostile file can declare any shape (and a compressed one can expand far
+beyond its own size); reading it would exhaust memory instead of failing with a message.
+"""
+
+import math
+import os
+import signal
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+from dltrain.errors import DltrainError
+
+FALLBACK_MEMORY_BYTES = 8 * 2**30
+
+
+def memory_bytes() -> int:
+    """Physical memory of this machine (a fixed 8 GiB where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return FALLBACK_MEMORY_BYTES
+
+
+MAX_ARRAY_BYTES = memory_bytes() // 4
+
+
+def check_array_size(where: str, shape: tuple[int, ...], itemsize: int) -> None:
+    """Raise DltrainError when an array of this shape would take more than a quarter of the memory."""
+    size = math.prod(shape) * itemsize
+    if size > MAX_ARRAY_BYTES:
+        raise DltrainError(
+            f"{where} has shape {tuple(shape)} ({size / 2**30:.3g} GiB): more than the {MAX_ARRAY_BYTES / 2**30:.3g} GiB "
+            "(a quarter of this machine's memory) dltrain allows one array"
+        )
+
+
+def survives(parse: Callable[[], object], path: Path, seconds: int | None = None) -> None:
+    """Run parse() in a forked child first; DltrainError if it crashes or hangs there.
+
+    scipy's MATLAB reader (and libhdf5, on crafted HDF5 files) can crash the whole process on
+    damaged input instead of raising; the child dies in dltrain's place. Whether parse() raises
+    does not matter here: the caller parses again and reports that. Without fork (Windows) there
+    is no trial. `seconds` bounds the trial (default: 60 s, plus 1 s per 10 MB of file).
+    """
+    if not hasattr(os, "fork"):
+        return
+    if seconds is None:
+        seconds = 60 + path.stat().st_size // 10_000_000  # generous for a legitimately large file
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+ warns about forking a threaded process
+        pid = os.fork()
+    if pid == 0:
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 2)  # the parent parses again and reports; the trial stays silent
+            signal.alarm(seconds)  # a hung parse ends the child with SIGALRM
+            parse()
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        what = f"hangs the reader (no result after {seconds} s)" if sig == signal.SIGALRM else f"crashes the reader ({signal.Signals(sig).name})"
+        raise DltrainError(f"data file {path} {what}: the file is damaged; re-create or re-download it")

@@ -1,0 +1,242 @@
+"""Checkpoints and resume, interrupts, divergence, determinism and `dltrain reproduce`.
+
+Runs are compared the way the README promises: every array of model.h5 byte for byte, history.csv on
+every column except `seconds` (wall time), metrics.json exactly.
+"""
+
+import copy
+import csv
+import json
+import threading
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from dltrain import workflows
+from dltrain.cli import app
+from dltrain.config import validate_config
+from dltrain.errors import DltrainError, Interrupted
+
+runner = CliRunner()
+
+# Mini-batches, dropout, Adam, batch norm, a decay schedule and early stopping on a dev set: every
+# piece of state a resumed run must restore.
+TREE = {
+    "name": "rel", "seed": 3,
+    "data": {"dataset": "moons", "n_samples": 200, "dev_fraction": 0.25},
+    "model": {"layers": ["auto", 8, 6, 1], "batch_norm": True},
+    "optimizer": {"name": "adam", "learning_rate": 0.02},
+    "schedule": {"name": "inverse_time", "decay_rate": 0.05},
+    "regularization": {"keep_prob": 0.8, "l2": 0.01, "early_stopping": {"patience": 4, "min_delta": 0.01}},
+    "training": {"epochs": 40, "batch_size": 32, "log_every": 3},
+}
+
+
+def config(rng="modern", early_stopping=True, **training):
+    tree = copy.deepcopy(TREE)
+    tree["rng"] = rng
+    tree["training"].update(training)
+    if not early_stopping:
+        del tree["regularization"]["early_stopping"]
+    return validate_config(tree)
+
+
+def arrays(path):
+    """Every dataset of an h5 file as raw bytes, read independently of dltrain."""
+    out = {}
+    with h5py.File(path) as f:
+        f.visititems(lambda name, node: out.__setitem__(name, node[()].tobytes()) if isinstance(node, h5py.Dataset) else None)
+    return out
+
+
+def history(run_dir):
+    with open(run_dir / "history.csv") as f:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
+
+
+def assert_same_results(a, b):
+    assert arrays(a / "model.h5") == arrays(b / "model.h5")
+    assert history(a) == history(b)
+    assert (a / "metrics.json").read_text() == (b / "metrics.json").read_text()
+
+
+def stop_at(epoch):
+    """A progress callback and the event it sets after `epoch`, as the CLI's signal handler would."""
+    event = threading.Event()
+
+    def progress(r, row):
+        if r.epoch == epoch:
+            event.set()
+
+    return progress, event
+
+
+@pytest.mark.parametrize("rng", ["modern", "course"])
+def test_interrupted_and_resumed_run_is_bit_identical(tmp_path, rng):
+    cfg = config(rng)
+    whole = workflows.train(cfg, run_dir=tmp_path / "whole")
+    # Interrupted two epochs after the dev cost's best, so that early stopping's best weights and
+    # patience counter (4) must come back from the checkpoint for the run to stop where it did.
+    cut = whole.summary["best_epoch"] + 2
+    assert whole.summary["stopped_epoch"] == cut + 2
+    progress, event = stop_at(cut)
+    with pytest.raises(Interrupted, match="resume with: dltrain train --resume"):
+        workflows.train(cfg, run_dir=tmp_path / "cut", progress=progress, interrupt=event)
+    summary = json.loads((tmp_path / "cut" / "summary.json").read_text())
+    assert (summary["status"], summary["epochs_run"]) == ("interrupted", cut + 1)
+    assert set(json.loads((tmp_path / "cut" / "metrics.json").read_text())) == {"train", "dev"}
+    assert not (tmp_path / "cut" / "model.h5").exists()
+
+    resumed = workflows.resume(tmp_path / "cut")
+    assert resumed.summary["stopped_epoch"] == whole.summary["stopped_epoch"]
+    assert resumed.summary["resumed"][0]["epoch"] == cut + 1 and resumed.summary["status"] == "completed"
+    assert_same_results(tmp_path / "whole", tmp_path / "cut")
+    assert not (tmp_path / "cut" / "checkpoint.h5").exists()
+
+
+def test_checkpoint_every_writes_the_loop_position(tmp_path):
+    seen = []
+
+    def progress(r, row):
+        path = tmp_path / "run" / "checkpoint.h5"
+        seen.append(json.loads(h5py.File(path).attrs["loop"])["epoch"] if path.exists() else None)
+
+    workflows.train(config(early_stopping=False, epochs=8, checkpoint_every=3), run_dir=tmp_path / "run", progress=progress)
+    # progress sees epoch e before that epoch's checkpoint is written: checkpoints after epochs 2 and 5.
+    assert seen == [None, None, None, 2, 2, 2, 5, 5]
+    assert not (tmp_path / "run" / "checkpoint.h5").exists()  # a completed run keeps only model.h5
+
+
+def test_checkpoint_holds_every_piece_of_state(tmp_path):
+    progress, event = stop_at(4)
+    with pytest.raises(Interrupted):
+        workflows.train(config(), run_dir=tmp_path / "run", progress=progress, interrupt=event)
+    with h5py.File(tmp_path / "run" / "checkpoint.h5") as f:
+        loop = json.loads(f.attrs["loop"])
+        assert {"W1", "gamma1", "beta1", "W3", "b3"} <= set(f["params"]) and {"mean1", "var2"} <= set(f["state"])
+        assert {"t", "v|W1", "s|W1"} <= set(f["optimizer"]) and int(f["optimizer/t"][()]) == 5 * 5
+        assert {"best", "wait", "best_epoch", "params|W1"} <= set(f["early_stopping"])
+    assert loop["epoch"] == 4 and loop["rng"]["bit_generator"] == "PCG64"
+    assert [row["epoch"] for row in loop["history"]] == [0, 3]
+
+
+def test_resume_refuses_what_it_cannot_continue(tmp_path):
+    cfg = config(epochs=3, early_stopping=False)
+    workflows.train(cfg, run_dir=tmp_path / "done")
+    res = runner.invoke(app, ["train", "--resume", str(tmp_path / "done")])
+    assert res.exit_code == 1 and "is completed: there is nothing to resume" in res.output
+    res = runner.invoke(app, ["train", "c.yaml", "--resume", str(tmp_path / "done")])
+    assert res.exit_code == 2 and "either a CONFIG file or --resume" in res.output
+    res = runner.invoke(app, ["train", "--resume", str(tmp_path / "nowhere")])
+    assert res.exit_code == 1 and "not found" in res.output
+
+    # Killed before its first checkpoint: summary says running, its process is gone.
+    summary_path = tmp_path / "done" / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    summary_path.write_text(json.dumps({**summary, "status": "running", "pid": 2**22 + 1}))
+    res = runner.invoke(app, ["train", "--resume", str(tmp_path / "done")])
+    assert res.exit_code == 1 and "before its first checkpoint" in res.output
+
+
+def test_resume_refuses_changed_data(tmp_path, monkeypatch):
+    progress, event = stop_at(1)
+    with pytest.raises(Interrupted):
+        workflows.train(config(), run_dir=tmp_path / "run", progress=progress, interrupt=event)
+    from dltrain.data import core
+
+    real = core.LOADERS["moons"]
+    monkeypatch.setitem(core.LOADERS, "moons", lambda d: (real(d)[0] + 1e-9, *real(d)[1:]))
+    with pytest.raises(DltrainError, match="not those .* was trained on"):
+        workflows.resume(tmp_path / "run")
+
+
+def test_learning_rate_1e6_diverges_with_history_kept(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"name": "div", "data": {"dataset": "planar"}, "model": {"layers": ["auto", 4, 1]},
+                                    "optimizer": {"learning_rate": 1e6}, "training": {"epochs": 50, "log_every": 1,
+                                                                                      "checkpoint_every": 1}}))
+    res = runner.invoke(app, ["train", str(path), "--run-dir", str(tmp_path / "run"), "-q"])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "training diverged at epoch 1" in res.output and "lower optimizer.learning_rate" in res.output
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "diverged" and "diverged at epoch 1" in summary["stop_reason"]
+    rows = list(csv.DictReader((tmp_path / "run" / "history.csv").open()))
+    assert [r["epoch"] for r in rows] == ["0"]
+    # The last checkpoint is from before the cost blew up, and it is kept.
+    with h5py.File(tmp_path / "run" / "checkpoint.h5") as f:
+        assert json.loads(f.attrs["loop"])["epoch"] == 0
+        assert all(np.isfinite(f["params"][k][()]).all() for k in f["params"])
+
+
+def test_non_finite_weights_diverge_naming_the_array(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"data": {"dataset": "moons"}, "model": {"layers": ["auto", 8, 8, 1]},
+                                    "init": {"scale": 1e300}, "training": {"epochs": 5, "divergence_factor": None}}))
+    res = runner.invoke(app, ["train", str(path), "--run-dir", str(tmp_path / "run"), "-q"])
+    assert res.exit_code == 1 and "diverged at epoch 0" in res.output and "non-finite" in res.output
+    assert len(res.output.strip().splitlines()) == 1  # no numpy overflow warnings
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "diverged"
+
+
+def test_same_config_and_seed_give_identical_runs_and_reproduce_says_so(tmp_path):
+    cfg = config("modern", epochs=12, early_stopping=False)
+    a = workflows.train(cfg, run_dir=tmp_path / "runs" / "a")
+    b = workflows.train(cfg, run_dir=tmp_path / "runs" / "b")
+    assert_same_results(a.run_dir, b.run_dir)
+    assert a.summary["data_fingerprint"].startswith("sha256:") and a.summary["data_fingerprint"] == b.summary["data_fingerprint"]
+
+    res = runner.invoke(app, ["reproduce", str(a.run_dir), "-q"])
+    assert res.exit_code == 0, res.output
+    assert res.output.startswith("identical: ")
+    new = tmp_path / "runs" / res.output.strip().splitlines()[-1].rsplit("/", 1)[-1]
+    assert new.parent == a.run_dir.parent and new not in (a.run_dir, b.run_dir)
+    assert_same_results(a.run_dir, new)
+
+    # A different seed is a different run, and the first difference is named.
+    other = workflows.train(validate_config({**cfg.model_dump(), "seed": 4}), run_dir=tmp_path / "runs" / "c")
+    assert workflows.first_difference(a.run_dir, other.run_dir).startswith("history.csv: epoch 0, cost: ")
+
+
+def test_reproduce_names_the_first_difference(tmp_path):
+    run = workflows.train(config(epochs=4, early_stopping=False), run_dir=tmp_path / "a").run_dir
+    with h5py.File(run / "model.h5", "r+") as f:
+        f["params/W2"][0, 0] += 1e-12
+    res = runner.invoke(app, ["reproduce", str(run), "--runs-dir", str(tmp_path / "again"), "-q"])
+    assert res.exit_code == 1
+    assert "different: model.h5: params/W2: largest difference 1e-12" in res.output
+    rows = (run / "history.csv").read_text().splitlines()
+    first = rows[2].split(",")
+    first[3] = repr(float(first[3]) * 2)
+    (run / "history.csv").write_text("\n".join([*rows[:2], ",".join(first), *rows[3:]]) + "\n")
+    assert workflows.first_difference(run, next((tmp_path / "again").iterdir())).startswith(
+        f"history.csv: epoch 3, cost: {float(first[3])!r} vs ")
+
+
+def test_reproduce_checks_the_data_fingerprint(tmp_path, monkeypatch):
+    run = workflows.train(config(epochs=2, early_stopping=False), run_dir=tmp_path / "a").run_dir
+    from dltrain.data import core
+
+    real = core.LOADERS["moons"]
+    monkeypatch.setitem(core.LOADERS, "moons", lambda d: (real(d)[0][:, ::-1].copy(), *real(d)[1:]))
+    res = runner.invoke(app, ["reproduce", str(run)])
+    assert res.exit_code == 1 and "the data are not those the run was trained on" in res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]  # no folder for a run that cannot be compared
+    progress, event = stop_at(0)
+    with pytest.raises(Interrupted):
+        workflows.train(config(), run_dir=tmp_path / "cut", progress=progress, interrupt=event)
+    res = runner.invoke(app, ["reproduce", str(tmp_path / "cut")])
+    assert res.exit_code == 1 and "is interrupted; only a completed run can be reproduced" in res.output
+
+
+@pytest.mark.parametrize("make", [lambda: np.random.RandomState(7), lambda: np.random.default_rng(7)])
+def test_rng_state_round_trips_through_json(make):
+    rng = make()
+    rng.standard_normal(3)  # RandomState then holds a cached second Gaussian
+    state = json.loads(json.dumps(workflows.rng_state(rng)))
+    expected = rng.standard_normal(5)
+    other = make()
+    workflows.set_rng_state(other, state)
+    assert other.standard_normal(5).tobytes() == expected.tobytes()

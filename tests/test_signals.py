@@ -1,0 +1,146 @@
+"""Real `python -m dltrain train` processes stopped by SIGINT and SIGKILL, then resumed."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+
+# Adam, dropout and mini-batches; a checkpoint after every epoch, so that a SIGKILL may well cut one
+# short. About 10 ms per epoch, so a signal sent as training starts lands mid-run.
+TREE = {
+    "name": "sig", "seed": 5,
+    "data": {"dataset": "moons", "n_samples": 240},
+    "model": {"layers": ["auto", 16, 8, 1]},
+    "optimizer": {"name": "adam", "learning_rate": 0.005},
+    "regularization": {"keep_prob": 0.85},
+    "training": {"epochs": 150, "batch_size": 16, "log_every": 1, "checkpoint_every": 1},
+}
+
+
+def dltrain(*args, **kwargs):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, "-m", "dltrain", *args], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def start_and_wait_for(tmp_path, run_dir, ready: str):
+    """Start training into run_dir; return the process once run_dir/ready exists."""
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(TREE))
+    proc = dltrain("train", str(config), "--run-dir", str(run_dir), "-q")
+    deadline = time.monotonic() + 300
+    while not (run_dir / ready).exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    return proc
+
+
+def weights(path):
+    with h5py.File(path) as f:
+        return {k: f["params"][k][()].tobytes() for k in f["params"]}
+
+
+def history(run_dir):
+    with open(run_dir / "history.csv") as f:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("whole")
+    proc = start_and_wait_for(tmp, tmp / "run", "summary.json")
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    return tmp / "run"
+
+
+def resume(run_dir):
+    proc = dltrain("train", "--resume", str(run_dir), "-q")
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    assert out.strip().splitlines()[-1] == str(run_dir)
+
+
+def test_sigint_checkpoints_exits_130_and_resumes_bit_identical(tmp_path, uninterrupted):
+    run = tmp_path / "run"
+    proc = start_and_wait_for(tmp_path, run, "summary.json")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and f"resume with: dltrain train --resume {run}" in err
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and 0 < summary["epochs_run"] < TREE["training"]["epochs"]
+    with h5py.File(run / "checkpoint.h5") as f:
+        assert json.loads(f.attrs["loop"])["epoch"] == summary["epochs_run"] - 1
+    assert len(history(run)) == summary["epochs_run"] and (run / "metrics.json").exists()
+
+    resume(run)
+    assert json.loads((run / "summary.json").read_text())["status"] == "completed"
+    assert weights(run / "model.h5") == weights(uninterrupted / "model.h5")
+    assert history(run) == history(uninterrupted)
+
+
+def parse(path):
+    """Read a run-folder file completely with the reader its type calls for."""
+    if path.suffix == ".csv":
+        with open(path) as f:
+            for row in csv.DictReader(f):
+                assert None not in row and None not in row.values(), row  # every row has every column
+                [float(v) for v in row.values()]
+    elif path.suffix == ".json":
+        json.loads(path.read_text())
+    elif path.suffix == ".yaml":
+        yaml.safe_load(path.read_text())
+    elif path.suffix == ".h5":
+        with h5py.File(path) as f:
+            f.visititems(lambda name, node: node[()] if isinstance(node, h5py.Dataset) else None)
+            dict(f.attrs)
+    else:
+        raise AssertionError(f"unexpected file {path.name}")
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.3])
+def test_sigkill_leaves_only_complete_files_and_resumes_bit_identical(tmp_path, uninterrupted, delay):
+    run = tmp_path / "run"
+    proc = start_and_wait_for(tmp_path, run, "checkpoint.h5")
+    time.sleep(delay)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert json.loads((run / "summary.json").read_text())["status"] == "running"
+    for path in run.iterdir():
+        # A write cut off mid-way is a hidden temporary file next to its intact target; resume deletes it.
+        if path.name.startswith(".") and ".tmp-" in path.name:
+            assert (run / path.name[1:].split(".tmp-")[0]).exists()
+            continue
+        parse(path)
+
+    resume(run)
+    assert not [p for p in run.iterdir() if p.name.startswith(".")]
+    assert weights(run / "model.h5") == weights(uninterrupted / "model.h5")
+    assert history(run) == history(uninterrupted)
+
+
+def test_signal_handlers_set_the_event_then_abort_and_are_restored():
+    from dltrain.cli import stop_on_signals
+
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    with stop_on_signals() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.01)  # the handler runs between bytecodes of the main thread
+        assert stop.is_set()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.01)
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
