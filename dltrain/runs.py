@@ -154,7 +154,7 @@ def read_model(path: Path, what: str = "model file") -> dict[str, dict[str, np.n
     except DltrainError:
         raise
     except Exception as e:  # h5py fed damaged bytes fails every way (OSError, KeyError, TypeError, ...)
-        raise DltrainError(f"{what} {path} is not readable, the file is damaged ({type(e).__name__}: {one_line(e)})") from None
+        raise DltrainError(f"{what} {path} is not a readable dltrain model; the file is damaged ({type(e).__name__}: {one_line(e)})") from None
 
 
 def read_json_file(path: Path) -> Any:
