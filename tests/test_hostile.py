@@ -228,3 +228,16 @@ def test_a_reader_that_crashes_or_hangs_is_reported_not_fatal(tmp_path):
     with pytest.raises(DltrainError, match=r"d.mat hangs the reader \(no result after 1 s\)"):
         survives(lambda: time.sleep(30), path, seconds=1)
     survives(lambda: 1 / 0, path)  # an exception is the caller's to report when it parses for real
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="trial parses need fork")
+def test_no_trial_parse_outside_the_main_thread(tmp_path):
+    """A child forked from a worker thread could inherit a lock a sibling thread holds and hang."""
+    path, marker = tmp_path / "d.mat", tmp_path / "parsed"
+    path.write_bytes(b"")
+    worker = threading.Thread(target=survives, args=(marker.touch, path))
+    worker.start()
+    worker.join()
+    assert not marker.exists()
+    survives(marker.touch, path)  # the main thread does run the trial, in a child
+    assert marker.exists()

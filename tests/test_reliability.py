@@ -87,7 +87,7 @@ def test_interrupted_and_resumed_run_is_bit_identical(tmp_path, rng):
         workflows.train(cfg, run_dir=tmp_path / "cut", progress=progress, interrupt=event)
     summary = json.loads((tmp_path / "cut" / "summary.json").read_text())
     assert (summary["status"], summary["epochs_run"]) == ("interrupted", cut + 1)
-    assert set(json.loads((tmp_path / "cut" / "metrics.json").read_text())) == {"train", "dev"}
+    assert set(json.loads((tmp_path / "cut" / "metrics.json").read_text())) == {"train", "dev", "diagnosis"}
     assert not (tmp_path / "cut" / "model.h5").exists()
 
     resumed = workflows.resume(tmp_path / "cut")

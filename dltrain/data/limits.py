@@ -8,6 +8,7 @@ beyond its own size); reading it would exhaust memory instead of failing with a 
 import math
 import os
 import signal
+import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -43,10 +44,12 @@ def survives(parse: Callable[[], object], path: Path, seconds: int | None = None
 
     scipy's MATLAB reader (and libhdf5, on crafted HDF5 files) can crash the whole process on
     damaged input instead of raising; the child dies in dltrain's place. Whether parse() raises
-    does not matter here: the caller parses again and reports that. Without fork (Windows) there
-    is no trial. `seconds` bounds the trial (default: 60 s, plus 1 s per 10 MB of file).
+    does not matter here: the caller parses again and reports that. There is no trial without fork
+    (Windows), nor outside the main thread: sibling threads (a dask worker's other trials) may hold
+    locks, such as h5py's, that the child would wait on forever. `seconds` bounds the trial
+    (default: 60 s, plus 1 s per 10 MB of file).
     """
-    if not hasattr(os, "fork"):
+    if not hasattr(os, "fork") or threading.current_thread() is not threading.main_thread():
         return
     if seconds is None:
         seconds = 60 + path.stat().st_size // 10_000_000  # generous for a legitimately large file
