@@ -39,10 +39,9 @@ def dense_backward(dZ, cache, need_dA_prev=True):
     dZ already carries the 1/m of the cost. The first layer's dA_prev (the input gradient) is
     never used in training, so the caller skips it: it is the largest product of the step.
     """
-    A_prev = cache.A_prev
-    # Wide inputs: dW^T = A_prev dZ^T, the m examples again as the inner GEMM dimension's
-    # partner of the long side (see dense_forward); narrow layers keep the course's product.
-    dW = np.ascontiguousarray((A_prev @ dZ.T).T) if A_prev.shape[0] >= 1024 else dZ @ A_prev.T  # C like W
+    # Unlike dense_forward, the course's product is also the fastest for wide inputs: with 2 threads
+    # the transposed GEMM plus the copy back to W's C layout took 1.35x as long on cat-deep's layer 1.
+    dW = dZ @ cache.A_prev.T
     db = dZ.sum(axis=1, keepdims=True)
     dA_prev = cache.W.T @ dZ if need_dA_prev else None
     return dA_prev, dW, db
