@@ -30,6 +30,13 @@ def test_cat_deep_reproduces_course(tmp_path):
     assert outcome.metrics["test"]["accuracy"] == 0.80
 
 
+@needs_course_data
+def test_standardized_signs_beats_the_course_config_in_a_few_epochs(tmp_path):
+    outcome, _ = run("signs_standardized.yaml", tmp_path, f"data.dir={COURSE_DATA}")
+    assert outcome.summary["stop_reason"].startswith("early stopping") and outcome.summary["epochs_run"] < 40
+    assert outcome.metrics["test"]["accuracy"] >= 0.85  # signs.yaml: 0.7333 after 1500 epochs
+
+
 def test_moons_adam_reproduces_course(tmp_path):
     outcome, rows = run("moons_adam.yaml", tmp_path)
     assert {e: round(rows[e], 6) for e in (0, 1000, 2000, 4000)} == {
