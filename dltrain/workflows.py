@@ -222,6 +222,13 @@ def diagnosis_of(metrics: dict[str, dict], human_error: float) -> dict:
 CHECKPOINT = "checkpoint.h5"
 
 
+def resolved_config(cfg: Config, n_x: int) -> dict:
+    """The config as config.yaml and model.h5 record it: every default filled in, `auto` input size resolved."""
+    resolved = cfg.model_dump(mode="json")
+    resolved["model"]["layers"][0] = n_x
+    return resolved
+
+
 class Training(NamedTuple):
     """What a run builds from its config and then mutates epoch by epoch (all of it checkpointed)."""
 
@@ -349,10 +356,7 @@ def train(
         )
     t = build_training(cfg, data)
     run = RunWriter(run_dir or new_run_dir(runs_dir, cfg.name), history_columns("dev" in data.X, t.net.L if cfg.training.log_norms else 0))
-    resolved = cfg.model_dump(mode="json")
-    if resolved["model"]["layers"][0] == "auto":
-        resolved["model"]["layers"][0] = data.n_x
-    run.write_yaml("config.yaml", resolved)
+    run.write_yaml("config.yaml", resolved_config(cfg, data.n_x))
     summary = {
         "name": cfg.name,
         "status": "running",
@@ -616,15 +620,13 @@ def fit(cfg: Config, data: Prepared, t: Training, run: RunWriter, summary: dict,
             stopper.restore(t.params, t.state)
     metrics = split_metrics(cfg, data, t)
     run.write_json("metrics.json", metrics)
-    resolved = cfg.model_dump(mode="json")
-    resolved["model"]["layers"][0] = data.n_x
     run.save_model(
         "model.h5",
         params=t.params,
         state=t.state,
         normalization=data.normalization,
         optimizer=t.optimizer.state_dict(),
-        config=json.dumps(resolved),
+        config=json.dumps(resolved_config(cfg, data.n_x)),
         classes=json.dumps(data.classes),
         image_shape=json.dumps(data.image_shape),
     )
