@@ -108,13 +108,17 @@ def test_damaged_checkpoints_fail_cleanly(finished_and_interrupted, tmp_path):
             assert "\n" not in str(e) and "checkpoint" in str(e)
 
 
+def copy_run(source, target):
+    """A copy of a run folder to damage."""
+    target.mkdir()
+    for path in source.iterdir():
+        (target / path.name).write_bytes(path.read_bytes())
+    return target
+
+
 def test_resume_with_a_truncated_checkpoint_exits_1(finished_and_interrupted, tmp_path):
-    _, cut = finished_and_interrupted
-    run = tmp_path / "cut"
-    run.mkdir()
-    for path in cut.iterdir():
-        (run / path.name).write_bytes(path.read_bytes())
-    (run / "checkpoint.h5").write_bytes((cut / "checkpoint.h5").read_bytes()[:3000])
+    run = copy_run(finished_and_interrupted[1], tmp_path / "cut")
+    (run / "checkpoint.h5").write_bytes((run / "checkpoint.h5").read_bytes()[:3000])
     res = runner.invoke(app, ["train", "--resume", str(run)])
     assert res.exit_code == 1 and "checkpoint" in res.output and "damaged" in res.output
     assert len(res.output.strip().splitlines()) == 1
@@ -133,11 +137,7 @@ def test_huge_declared_shapes_and_wrong_types_are_refused_before_reading(tmp_pat
 
 
 def test_config_yaml_of_a_run_is_loaded_safely(finished_and_interrupted, tmp_path):
-    _, cut = finished_and_interrupted
-    run = tmp_path / "cut"
-    run.mkdir()
-    for path in cut.iterdir():
-        (run / path.name).write_bytes(path.read_bytes())
+    run = copy_run(finished_and_interrupted[1], tmp_path / "cut")
     (run / "config.yaml").write_text(LAUGHS)
     res = runner.invoke(app, ["train", "--resume", str(run)])
     assert res.exit_code == 2 and "expands to more than" in res.output
