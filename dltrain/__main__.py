@@ -1,3 +1,18 @@
-from dltrain.cli import main
+"""`python -m dltrain` and the `dltrain` command."""
 
-main()
+import sys
+
+
+def entry():
+    # Importing the CLI loads NumPy, matplotlib and h5py (a second or more): Ctrl-C in that time
+    # should exit like any other interrupt, not print an import traceback.
+    try:
+        from dltrain.cli import main
+    except KeyboardInterrupt:
+        sys.stderr.write("aborted\n")
+        sys.exit(130)
+    main()
+
+
+if __name__ == "__main__":
+    entry()

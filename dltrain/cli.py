@@ -44,7 +44,8 @@ SetOption = typer.Option(None, "--set", help="Override a config key: --set optim
 
 def fail(e: DltrainError) -> None:
     for line in str(e).splitlines():
-        err.print(f"[red]error:[/red] {line}", markup=True, soft_wrap=True)
+        # Text, not markup: the message quotes user input ("[/bold].yaml"), which must print as given.
+        err.print(Text.assemble(("error:", "red"), f" {line}"), soft_wrap=True)
     raise typer.Exit(e.exit_code)
 
 
@@ -122,9 +123,11 @@ def _train(run, epochs: int, quiet: bool):
                 progress.close()
     except Interrupted as e:
         err.print(str(e), soft_wrap=True, markup=False)
+        if e.run_dir is not None:  # the last line is the run folder, as after a finished run
+            out.print(str(e.run_dir), soft_wrap=True, markup=False)
         raise typer.Exit(130) from None
-    except KeyboardInterrupt:
-        err.print("aborted: the run folder keeps its last checkpoint, if any (dltrain train --resume RUN_DIR)", soft_wrap=True)
+    except KeyboardInterrupt:  # a second Ctrl-C before or after the training loop
+        err.print("aborted", soft_wrap=True)
         raise typer.Exit(130) from None
     except DltrainError as e:
         fail(e)
@@ -149,7 +152,7 @@ def train(
     config: Optional[Path] = typer.Argument(None, help="YAML config file (not with --resume)."),
     set_: Optional[list[str]] = SetOption,
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Write the run exactly here (must not exist)."),
-    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Parent folder of new run folders."),
+    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="Parent folder of new run folders (default: runs)."),
     resume: Optional[Path] = typer.Option(
         None, "--resume", help="Continue this interrupted run folder from its last checkpoint, with its own config.yaml."
     ),
@@ -162,18 +165,18 @@ def train(
     try:
         if (config is None) == (resume is None):
             raise DltrainError("give either a CONFIG file or --resume RUN_DIR", 2)
-        if resume is not None and (set_ or run_dir):
-            raise DltrainError("--resume continues a run with its own config.yaml: --set and --run-dir do not apply", 2)
+        if resume is not None and (set_ or run_dir or runs_dir):
+            raise DltrainError("--resume continues a run in its own folder with its own config.yaml: --set, --run-dir and --runs-dir do not apply", 2)
         cfg = workflows.run_config(resume) if resume is not None else _load(config, set_)
     except DltrainError as e:
         fail(e)
     if resume is not None:
         outcome = _train(lambda p, i: workflows.resume(resume, progress=p, interrupt=i), cfg.training.epochs, quiet)
     else:
-        outcome = _train(lambda p, i: workflows.train(cfg, runs_dir=runs_dir, run_dir=run_dir, progress=p, interrupt=i),
+        outcome = _train(lambda p, i: workflows.train(cfg, runs_dir=runs_dir or Path("runs"), run_dir=run_dir, progress=p, interrupt=i),
                          cfg.training.epochs, quiet)
     _results(cfg, outcome, quiet)
-    out.print(str(outcome.run_dir), soft_wrap=True)
+    out.print(str(outcome.run_dir), soft_wrap=True, markup=False)
 
 
 def _positive(value: float) -> float:
@@ -223,9 +226,9 @@ VERDICT_STYLE = {"pass": "green", "suspicious": "yellow", "fail": "red"}
 
 def _print_gradcheck(name: str, o: workflows.GradcheckOutcome) -> None:
     for line in o.notices:
-        out.print(f"note: {line}", soft_wrap=True)
+        out.print(f"note: {line}", soft_wrap=True, markup=False)
     for line in o.warnings:
-        out.print(f"[yellow]warning:[/yellow] {line}", soft_wrap=True)
+        out.print(Text.assemble(("warning:", "yellow"), f" {line}"), soft_wrap=True)
     after = f", after {o.after_epochs} epochs" if o.after_epochs else ""
     table = Table(title=f"{name}: gradient check on {o.examples} examples{after}, epsilon {o.epsilon:g}",
                   caption="difference = ||g - g_num|| / (||g|| + ||g_num||), 2-norms over the checked entries")
@@ -368,7 +371,7 @@ def search(
         if progress is not None:
             progress.close()
         err.print(f"interrupted: the finished trials are kept in {folder or 'the search folder'}; rerun the same command to resume",
-                  soft_wrap=True)
+                  soft_wrap=True, markup=False)
         raise typer.Exit(130) from None
     progress.close()
     if not quiet:
@@ -390,8 +393,8 @@ def search(
         if failed:
             out.print(f"{failed} trials failed or diverged (see leaderboard.csv)")
         if outcome.best is not None:
-            out.print(f"best: trial {outcome.best['trial']}, config in {folder / 'best.yaml'}", soft_wrap=True)
-    out.print(str(folder), soft_wrap=True)
+            out.print(f"best: trial {outcome.best['trial']}, config in {folder / 'best.yaml'}", soft_wrap=True, markup=False)
+    out.print(str(folder), soft_wrap=True, markup=False)
 
 
 def _pct(x: float | None) -> str:
@@ -532,7 +535,7 @@ def reproduce(
                   soft_wrap=True, markup=False)
     else:
         out.print(f"different: {result.difference}", soft_wrap=True, markup=False)
-    out.print(str(result.outcome.run_dir), soft_wrap=True)
+    out.print(str(result.outcome.run_dir), soft_wrap=True, markup=False)
     if result.difference is not None:
         raise typer.Exit(1)
 
@@ -585,7 +588,7 @@ def datasets_info(spec: str = typer.Argument(..., help="A YAML config file, or a
         fail(e)
     shape = f" (images {'x'.join(map(str, info.image_shape))})" if info.image_shape else ""
     out.print(f"dataset {info.dataset}: {info.n_x} features{shape}, {len(info.classes)} classes, "
-              f"raw train values {info.value_range[0]:g} .. {info.value_range[1]:g}", soft_wrap=True)
+              f"raw train values {info.value_range[0]:g} .. {info.value_range[1]:g}", soft_wrap=True, markup=False)
     out.print(counts_table(info.counts, info.classes))
 
 
@@ -627,7 +630,11 @@ def predict(
 
 
 def main():
-    app(prog_name="dltrain")
+    try:
+        app(prog_name="dltrain")
+    except KeyboardInterrupt:  # Ctrl-C while typer or the libraries are still starting up
+        err.print("aborted", soft_wrap=True)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -309,7 +309,7 @@ class TrainingConfig(Strict):
         None, ge=1, description="write checkpoint.h5 every this many epochs (null: only when interrupted)"
     )
     divergence_factor: float | None = Field(
-        1000.0, gt=1.0, description="diverged when an epoch's data cost exceeds this times max(epoch 0's, ln 2); null: only non-finite"
+        1000.0, gt=1.0, description="diverged when an epoch's data cost exceeds this times the untrained model's (at least ln 2); null: only non-finite"
     )
 
     @model_validator(mode="after")
@@ -393,7 +393,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not sep or not key.strip():
         raise DltrainError(f"--set {text!r}: expected KEY.PATH=VALUE, e.g. optimizer.learning_rate=0.01", 2)
     try:
-        value = yaml.safe_load(raw)
+        value = safe_tree(raw, f"--set {key.strip()}")
     except yaml.YAMLError:
         value = raw
     return key.strip(), value
@@ -457,16 +457,48 @@ def read_yaml(path: Path, what: str = "config file") -> Any:
     except UnicodeDecodeError as e:
         raise DltrainError(f"{what} {path} is not UTF-8 text (byte {e.start})", 2) from None
     try:
-        tree = yaml.safe_load(text)
+        return safe_tree(text, f"{what} {path}")
     except yaml.YAMLError as e:
         where = getattr(e, "problem_mark", None)
         at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise DltrainError(f"{what} {path} is not valid YAML{at}: {problem}", 2) from None
+
+
+class StrictLoader(yaml.SafeLoader):
+    """yaml.safe_load's loader (no object tags), except that a key repeated in one mapping is an
+    error: YAML forbids it, and PyYAML would silently keep the last value."""
+
+
+def _mapping_without_duplicates(loader: StrictLoader, node: yaml.MappingNode) -> dict:
+    seen = set()
+    for key_node, _ in node.value:
+        if isinstance(key_node, yaml.ScalarNode):
+            if (key_node.tag, key_node.value) in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key_node.value!r}", key_node.start_mark
+                )
+            seen.add((key_node.tag, key_node.value))
+    return loader.construct_mapping(node)
+
+
+StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+
+def safe_tree(text: str, source: str) -> Any:
+    """Parse YAML text as yaml.safe_load does, with the checks it lacks: a duplicate key is a
+    yaml.YAMLError like a syntax error; a tree nested deeper than MAX_CONFIG_DEPTH or expanding
+    through aliases to more than MAX_CONFIG_NODES values is DltrainError (exit 2) naming `source`.
+    Every YAML text dltrain reads (files, --set values, --data mappings) goes through here."""
+    loader = StrictLoader(text)
+    try:
+        tree = loader.get_single_data()
     except RecursionError:
-        raise DltrainError(f"{what} {path} nests deeper than {MAX_CONFIG_DEPTH} levels", 2) from None
-    if expanded_size(tree, {}, 0, f"{what} {path}") > MAX_CONFIG_NODES:
-        raise DltrainError(f"{what} {path} expands to more than {MAX_CONFIG_NODES} values (YAML aliases?)", 2)
+        raise DltrainError(f"{source} nests deeper than {MAX_CONFIG_DEPTH} levels", 2) from None
+    finally:
+        loader.dispose()
+    if expanded_size(tree, {}, 0, source) > MAX_CONFIG_NODES:
+        raise DltrainError(f"{source} expands to more than {MAX_CONFIG_NODES} values (YAML aliases?)", 2)
     return tree
 
 
@@ -474,7 +506,7 @@ def expanded_size(node: Any, seen: dict, depth: int, source: str) -> int:
     """Keys and values in the tree, counting a node shared through YAML aliases once per use.
 
     Each shared node is sized once (`seen`, by id), so a billion-laughs file costs only its own
-    length to measure; a node that contains itself is rejected.
+    length to measure (a node that contains itself never gets here: StrictLoader refuses it).
     """
     if not isinstance(node, (dict, list)):
         return 1
@@ -482,10 +514,7 @@ def expanded_size(node: Any, seen: dict, depth: int, source: str) -> int:
         raise DltrainError(f"{source} nests deeper than {MAX_CONFIG_DEPTH} levels", 2)
     key = id(node)
     if key in seen:
-        if seen[key] is None:
-            raise DltrainError(f"{source} contains itself through a YAML alias", 2)
         return seen[key]
-    seen[key] = None
     children = [*node.keys(), *node.values()] if isinstance(node, dict) else node
     seen[key] = 1 + sum(expanded_size(child, seen, depth + 1, source) for child in children)
     return seen[key]
@@ -712,8 +741,8 @@ def parse_distribution(value: Any) -> Any:
         close = difflib.get_close_matches(kind, kinds, n=1)
         raise ValueError(f"unknown distribution {kind!r}; allowed: {', '.join(kinds)}" + (f"; did you mean '{close[0]}'?" if close else ""))
     try:
-        args = yaml.safe_load(f"[{inner}]")
-    except yaml.YAMLError:
+        args = safe_tree(f"[{inner}]", f"the arguments of {value!r}")
+    except (yaml.YAMLError, DltrainError):
         raise ValueError(f"cannot read the arguments of {value!r} (they are read as a YAML list)") from None
     if kind == "choice":
         if len(args) != 1 or not isinstance(args[0], list):

@@ -11,8 +11,9 @@ class DltrainError(Exception):
 
 
 class Interrupted(DltrainError):
-    """Training stopped on request (Ctrl-C, SIGTERM) after writing a checkpoint; the message says how
-    to resume. Exit code 130, the shell's code for Ctrl-C."""
+    """Training stopped on request (Ctrl-C, SIGTERM); the message says how to resume, `run_dir` is
+    the run folder. Exit code 130, the shell's code for Ctrl-C."""
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, run_dir=None):
         super().__init__(message, 130)
+        self.run_dir = run_dir

@@ -64,6 +64,8 @@ class RunWriter:
                 self.dir.parent.mkdir(parents=True, exist_ok=True)
                 self.dir.mkdir()
             except FileExistsError:
+                if not self.dir.parent.is_dir():
+                    raise DltrainError(f"cannot create run folder {self.dir}: {self.dir.parent} is a file") from None
                 raise DltrainError(f"run folder {self.dir} already exists; dltrain never overwrites a run") from None
             except OSError as e:
                 raise DltrainError(f"cannot create run folder {self.dir}: {e.strerror}") from None

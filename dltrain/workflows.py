@@ -20,7 +20,7 @@ import yaml
 
 from dltrain import __version__, plots
 from dltrain import search as search_lib
-from dltrain.config import Config, apply_overrides, get_path, load_config, read_yaml, set_path, validate_config, validate_data
+from dltrain.config import Config, apply_overrides, get_path, load_config, read_yaml, safe_tree, set_path, validate_config, validate_data
 from dltrain.data import fingerprint, load_dataset
 from dltrain.data.core import CATALOG, LOADERS
 from dltrain.data.files import READERS, features, read_single_array
@@ -60,6 +60,7 @@ from dltrain.runs import (
     atomic_write,
     completed_metrics,
     discard_unfinished,
+    is_run_dir,
     list_run_dirs,
     load_run,
     new_run_dir,
@@ -223,9 +224,13 @@ CHECKPOINT = "checkpoint.h5"
 
 
 def resolved_config(cfg: Config, n_x: int) -> dict:
-    """The config as config.yaml and model.h5 record it: every default filled in, `auto` input size resolved."""
+    """The config as config.yaml and model.h5 record it: every default filled in, `auto` input size
+    resolved, data paths absolute (resume, reproduce and evaluate may run from another folder)."""
     resolved = cfg.model_dump(mode="json")
     resolved["model"]["layers"][0] = n_x
+    for key in ("dir", "path", "test_path"):
+        if isinstance(resolved["data"].get(key), str):
+            resolved["data"][key] = os.path.abspath(resolved["data"][key])
     return resolved
 
 
@@ -286,8 +291,9 @@ def save_checkpoint(run: RunWriter, t: Training, loop: dict) -> None:
     run.save_model(CHECKPOINT, **groups, loop=json.dumps({**loop, "rng": rng_state(t.rng), "history": run.rows}))
 
 
-def restore_checkpoint(t: Training, path: Path) -> dict:
-    """Load checkpoint.h5 into t in place (the dicts keep their keys and order); -> the loop's position."""
+def restore_checkpoint(t: Training, path: Path, epochs: int) -> dict:
+    """Load checkpoint.h5 into t in place (the dicts keep their keys and order); -> the loop's position,
+    whose last epoch done must be one of the config's `epochs` (not the last: a finished run has no checkpoint)."""
     saved = read_model(path, "checkpoint")
     try:
         for name, target in (("params", t.params), ("state", t.state)):
@@ -299,27 +305,36 @@ def restore_checkpoint(t: Training, path: Path) -> dict:
         if t.stopper is not None:
             t.stopper.load_state_dict(saved["early_stopping"])
         loop = json.loads(saved["loop"])
-        if not (isinstance(loop["epoch"], int) and isinstance(loop["seconds"], float) and isinstance(loop["baseline"], (float, type(None)))
+        if not (isinstance(loop["epoch"], int) and isinstance(loop["seconds"], float) and isinstance(loop["baseline"], float)
                 and isinstance(loop["history"], list) and all(isinstance(row, dict) for row in loop["history"])):
             raise ValueError("its loop position is not epoch, seconds, baseline and history rows")
+        if not 0 <= loop["epoch"] < epochs - 1:
+            raise ValueError(f"it ends with epoch {loop['epoch']}, but the run trains epochs 0 to {epochs - 1}")
         set_rng_state(t.rng, loop["rng"])
         return loop
     except (KeyError, TypeError, ValueError, OverflowError) as e:
         raise DltrainError(f"checkpoint {path} is incomplete or from another config ({type(e).__name__}: {e})") from None
 
 
-def check_growth(r: EpochResult, baseline: float | None, factor: float | None) -> float:
-    """Epoch 0's data cost (at least ln 2, chance level for two classes); DltrainError once an epoch's
-    data cost exceeds factor times it. A stable cross-entropy stays finite while the weights run
-    away, so this catches the divergence that the engine's non-finite check would not."""
-    baseline = max(r.data_cost, math.log(2)) if baseline is None else baseline
+def initial_cost(data: Prepared, t: Training) -> float:
+    """The untrained model's data cost on the training set (evaluation mode, so no random draw),
+    at least ln 2 (chance level for two classes): the scale divergence is measured against.
+
+    Not epoch 0's cost: with mini-batches that averages batches taken after updates, which a
+    learning rate far too large has already blown up."""
+    return max(evaluate(data.X["train"], data.Y["train"], t.params, t.net, t.state)[0], math.log(2))
+
+
+def check_growth(r: EpochResult, baseline: float, factor: float | None) -> None:
+    """DltrainError once an epoch's data cost exceeds factor times the untrained model's. A stable
+    cross-entropy stays finite while the weights run away, so this catches the divergence that the
+    engine's non-finite check would not."""
     if factor is not None and r.data_cost > factor * baseline:
         raise DltrainError(
             f"training diverged at epoch {r.epoch}: the cost grew to {r.data_cost:.6g}, more than training.divergence_factor "
-            f"({factor:g}) times epoch 0's {baseline:.6g}; try a lower optimizer.learning_rate "
+            f"({factor:g}) times the untrained model's {baseline:.6g}; try a lower optimizer.learning_rate "
             "(or a decay schedule, or batch normalization)"
         )
-    return baseline
 
 
 def split_metrics(cfg: Config, data: Prepared, t: Training) -> dict:
@@ -376,9 +391,12 @@ def train(
 
 def run_config(run_dir: Path) -> Config:
     """The resolved config a run folder recorded in config.yaml, validated again."""
-    path = Path(run_dir) / "config.yaml"
-    if not Path(run_dir).is_dir():
-        raise DltrainError(f"run folder {run_dir} not found")
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise DltrainError(f"run folder {run_dir} not found" if not run_dir.exists() else f"{run_dir} is a file, not a run folder")
+    if not is_run_dir(run_dir):
+        raise DltrainError(f"{run_dir} is not a dltrain run folder (it has no summary.json)")
+    path = run_dir / "config.yaml"
     return validate_config(read_yaml(path), source=str(path))
 
 
@@ -427,7 +445,7 @@ def resume(
     if data.fingerprint != summary.get("data_fingerprint"):
         raise DltrainError(f"the data are not those {run_dir} was trained on (their fingerprint differs); resuming would mix two datasets")
     t = build_training(cfg, data)
-    loop = restore_checkpoint(t, run_dir / CHECKPOINT)
+    loop = restore_checkpoint(t, run_dir / CHECKPOINT, cfg.training.epochs)
     run = RunWriter(run_dir, history_columns("dev" in data.X, t.net.L if cfg.training.log_norms else 0), rows=loop["history"])
     run.flush_history()
     summary.update(status="running", host=platform.node(), pid=os.getpid(),
@@ -457,6 +475,7 @@ def reproduce(
     if status != "completed":
         raise DltrainError(f"{run_dir} is {status}; only a completed run can be reproduced")
     cfg = run_config(run_dir)
+    read_model(run_dir / "model.h5")  # before training: the comparison needs it
     outcome = train(cfg, runs_dir=runs_dir or run_dir.parent, progress=progress, interrupt=interrupt,
                     expect_fingerprint=summary.get("data_fingerprint"))
     return Reproduction(run_dir, outcome, first_difference(run_dir, outcome.run_dir))
@@ -471,9 +490,9 @@ def first_difference(original: Path, copy: Path) -> str | None:
     first, second = load_run(original), load_run(copy)
     rows, copy_rows = first.history, second.history
     for a, b in zip(rows, copy_rows):
-        for col in [c for c in a if c != "seconds"]:
-            if repr(a[col]) != repr(b.get(col)):
-                return f"history.csv: epoch {a.get('epoch')}, {col}: {a[col]!r} vs {b.get(col)!r}"
+        for col in [c for c in union(a, b) if c != "seconds"]:
+            if repr(a.get(col)) != repr(b.get(col)):
+                return f"history.csv: epoch {a.get('epoch')}, {col}: {a.get(col)!r} vs {b.get(col)!r}"
     if len(rows) != len(copy_rows):
         return f"history.csv: {len(rows)} rows vs {len(copy_rows)}"
     metrics, copy_metrics = flatten(first.metrics), flatten(second.metrics)
@@ -527,7 +546,6 @@ def fit(cfg: Config, data: Prepared, t: Training, run: RunWriter, summary: dict,
     epochs, log_every, every = cfg.training.epochs, cfg.training.log_every, cfg.training.checkpoint_every
     last = epochs - 1
     epochs_run = loop["epoch"] + 1 if loop else 0
-    baseline = loop["baseline"] if loop else None
     checkpointed = loop["epoch"] if loop else None  # the epoch the kept checkpoint ends with
     interrupted = False
 
@@ -538,6 +556,7 @@ def fit(cfg: Config, data: Prepared, t: Training, run: RunWriter, summary: dict,
 
     # Overflow is reported once, as divergence naming its epoch and array; numpy would warn on every step.
     with np.errstate(all="ignore"):
+        baseline = loop["baseline"] if loop else initial_cost(data, t)
         try:
             for r in train_epochs(
                 X,
@@ -555,7 +574,7 @@ def fit(cfg: Config, data: Prepared, t: Training, run: RunWriter, summary: dict,
                 start_epoch=epochs_run,
                 grad_norms=cfg.training.log_norms,
             ):
-                baseline = check_growth(r, baseline, cfg.training.divergence_factor)
+                check_growth(r, baseline, cfg.training.divergence_factor)
                 epochs_run = r.epoch + 1
                 row = None
                 dev = evaluate(data.X["dev"], data.Y["dev"], t.params, t.net, t.state) if stopper or has_dev and (
@@ -593,6 +612,15 @@ def fit(cfg: Config, data: Prepared, t: Training, run: RunWriter, summary: dict,
             run.write_json("summary.json", summary)
             kept = f"; the last checkpoint, after epoch {checkpointed}, is kept in {run.path(CHECKPOINT)}" if checkpointed is not None else ""
             raise DltrainError(f"{e} (history so far kept in {run.dir}{kept})") from None
+        except KeyboardInterrupt:
+            # A second Ctrl-C stops mid-epoch, where the arrays are half updated: nothing to checkpoint.
+            run.flush_history()
+            summary.update(status="interrupted", stop_reason=f"aborted during epoch {epochs_run}", epochs_run=epochs_run,
+                           duration_seconds=round(time.perf_counter() - started, 3))
+            run.write_json("summary.json", summary)
+            then = (f"it resumes from its last checkpoint, after epoch {checkpointed}: dltrain train --resume {run.dir}"
+                    if checkpointed is not None else f"it has no checkpoint to resume from: train it again with dltrain train {run.path('config.yaml')}")
+            raise Interrupted(f"aborted during epoch {epochs_run} of {epochs}; {then}", run.dir) from None
 
     if interrupted:
         if checkpointed != epochs_run - 1:
@@ -604,7 +632,8 @@ def fit(cfg: Config, data: Prepared, t: Training, run: RunWriter, summary: dict,
         run.write_json("summary.json", summary)
         raise Interrupted(
             f"interrupted after epoch {epochs_run - 1} of {epochs}: checkpoint, history and metrics so far are in {run.dir}\n"
-            f"resume with: dltrain train --resume {run.dir}"
+            f"resume with: dltrain train --resume {run.dir}",
+            run.dir,
         )
 
     run.flush_history()
@@ -1198,7 +1227,7 @@ def data_override(cfg: Config, spec: str) -> Config:
         tree, source = {"dataset": "file", "path": spec}, "--data"
     else:
         try:
-            tree = yaml.safe_load(spec)
+            tree = safe_tree(spec, "--data")
         except yaml.YAMLError:
             raise DltrainError(f"--data {spec!r}: not a dataset name, a YAML mapping or a .yaml file", 2) from None
         source = "--data"

@@ -18,6 +18,7 @@ from dltrain.config import validate_config
 from dltrain.data.limits import survives
 from dltrain.errors import DltrainError, Interrupted
 from dltrain.runs import read_model
+from tests.conftest import REPO
 
 runner = CliRunner()
 
@@ -29,11 +30,12 @@ LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     "content,message",
     [
         (LAUGHS.encode(), "expands to more than 100000 values"),
-        (b"data: &d {dataset: planar, x: *d}\n", "contains itself through a YAML alias"),
+        (b"data: &d {dataset: planar, x: *d}\n", "unconstructable recursive node"),
         (b"model: " + b"[" * 5000 + b"]" * 5000, "nests deeper than 50 levels"),
         (b"name: caf\xe9\n", "is not UTF-8 text (byte 9)"),
         (b"name: !!python/object/apply:os.system ['touch pwned']\n", "is not valid YAML"),
         (b"# padding\n" * 200_000, "the limit is 1000000"),
+        (b"name: a\nname: b\n", "line 2, column 1: duplicate key 'name'"),
     ],
 )
 def test_hostile_config_files_exit_2_with_one_line(tmp_path, monkeypatch, content, message):
@@ -42,6 +44,26 @@ def test_hostile_config_files_exit_2_with_one_line(tmp_path, monkeypatch, conten
     res = runner.invoke(app, ["train", "c.yaml", "--runs-dir", "runs"])
     assert res.exit_code == 2 and message in res.output, res.output
     assert len(res.output.strip().splitlines()) == 1 and not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize(
+    "value,message",
+    [
+        ("[" + ", ".join(f"&{n} [{', '.join([f'*{p}'] * 9)}]" for p, n in zip("abcdefg", "bcdefgh")).replace("*a", "1") + "]",
+         "--set model.layers expands to more than 100000 values"),
+        ("[" * 20000 + "]" * 20000, "--set model.layers nests deeper than 50 levels"),
+    ],
+)
+def test_set_values_have_the_config_files_limits(tmp_path, value, message):
+    res = runner.invoke(app, ["config", "show", str(REPO / "configs" / "planar.yaml"), "--set", f"model.layers={value}"])
+    assert res.exit_code == 2 and res.output.strip().startswith(f"error: {message}") and len(res.output.strip().splitlines()) == 1
+
+
+def test_messages_quoting_user_input_print_it_verbatim(tmp_path):
+    """Rich markup in a file name or value is text, not a style tag (nor a crash)."""
+    for name in ("[/bold].yaml", "[bold]x.yaml"):
+        res = runner.invoke(app, ["train", str(tmp_path / name)])
+        assert res.exit_code == 1 and res.output.strip() == f"error: config file {tmp_path / name} not found"
 
 
 def test_a_model_too_large_for_memory_is_refused_before_allocating(tmp_path):
@@ -103,7 +125,7 @@ def test_damaged_checkpoints_fail_cleanly(finished_and_interrupted, tmp_path):
     for damaged in (d for seed in range(3, 6) for d in damaged_copies(original, seed)):
         (tmp_path / "checkpoint.h5").write_bytes(damaged)
         try:
-            workflows.restore_checkpoint(workflows.build_training(cfg, data), tmp_path / "checkpoint.h5")
+            workflows.restore_checkpoint(workflows.build_training(cfg, data), tmp_path / "checkpoint.h5", cfg.training.epochs)
         except DltrainError as e:
             assert "\n" not in str(e) and "checkpoint" in str(e)
 
@@ -122,6 +144,15 @@ def test_resume_with_a_truncated_checkpoint_exits_1(finished_and_interrupted, tm
     res = runner.invoke(app, ["train", "--resume", str(run)])
     assert res.exit_code == 1 and "checkpoint" in res.output and "damaged" in res.output
     assert len(res.output.strip().splitlines()) == 1
+
+
+def test_resume_refuses_a_checkpoint_past_the_runs_epochs(finished_and_interrupted, tmp_path):
+    run = copy_run(finished_and_interrupted[1], tmp_path / "cut")
+    with h5py.File(run / "checkpoint.h5", "a") as f:
+        loop = json.loads(f.attrs["loop"])
+        f.attrs["loop"] = json.dumps({**loop, "epoch": 10**9})
+    res = runner.invoke(app, ["train", "--resume", str(run)])
+    assert res.exit_code == 1 and "it ends with epoch 1000000000, but the run trains epochs 0 to" in res.output
 
 
 def test_huge_declared_shapes_and_wrong_types_are_refused_before_reading(tmp_path):
@@ -185,6 +216,22 @@ def test_damaged_data_files_fail_cleanly(tmp_path, seed, name):
             prepare(data)
         except DltrainError as e:  # a damaged label can also make a valid-looking dataset the model does not fit
             assert "\n" not in str(e), (i, str(e))
+
+
+def test_a_folder_or_random_bytes_as_data_file_say_what_they_are(tmp_path):
+    (tmp_path / "dir.npz").mkdir()
+    with pytest.raises(DltrainError, match=r"dir.npz is a folder; "):
+        prepare({"dataset": "file", "path": str(tmp_path / "dir.npz")})
+    (tmp_path / "noise.npz").write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(DltrainError, match=r"noise.npz is not a readable NumPy .npz file \(ValueError: it is not a zip archive") as e:
+        prepare({"dataset": "file", "path": str(tmp_path / "noise.npz")})
+    assert "pickle" not in str(e.value)
+
+
+def test_runs_dir_that_is_a_file_is_named(tmp_path):
+    (tmp_path / "f").write_text("")
+    res = runner.invoke(app, ["train", str(REPO / "configs" / "planar.yaml"), "--runs-dir", str(tmp_path / "f")])
+    assert res.exit_code == 1 and f"{tmp_path / 'f'} is a file" in res.output and "already exists" not in res.output
 
 
 def test_data_files_declaring_huge_arrays_are_refused_before_reading(tmp_path):

@@ -132,6 +132,12 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path):
     assert res.exit_code == 2 and "either a CONFIG file or --resume" in res.output
     res = runner.invoke(app, ["train", "--resume", str(tmp_path / "nowhere")])
     assert res.exit_code == 1 and "not found" in res.output
+    res = runner.invoke(app, ["train", "--resume", str(tmp_path / "done"), "--runs-dir", str(tmp_path)])
+    assert res.exit_code == 2 and "--runs-dir do not apply" in res.output
+    (tmp_path / "plain").mkdir()
+    for args in (["train", "--resume"], ["reproduce"]):
+        res = runner.invoke(app, [*args, str(tmp_path / "plain")])
+        assert res.exit_code == 1 and "is not a dltrain run folder (it has no summary.json)" in res.output
 
     # Killed before its first checkpoint: summary says running, its process is gone.
     summary_path = tmp_path / "done" / "summary.json"
@@ -169,6 +175,17 @@ def test_learning_rate_1e6_diverges_with_history_kept(tmp_path):
     with h5py.File(tmp_path / "run" / "checkpoint.h5") as f:
         assert json.loads(f.attrs["loop"])["epoch"] == 0
         assert all(np.isfinite(f["params"][k][()]).all() for k in f["params"])
+
+
+@pytest.mark.parametrize("optimizer", ["gd", "adam"])
+def test_mini_batch_runs_diverge_too(tmp_path, optimizer):
+    """With mini-batches, epoch 0's cost already averages blown-up batches: divergence is measured
+    against the untrained model, not against epoch 0."""
+    cfg = validate_config({"data": {"dataset": "moons"}, "model": {"layers": ["auto", 5, 2, 1]},
+                           "optimizer": {"name": optimizer, "learning_rate": 1e6}, "training": {"epochs": 20, "batch_size": 64}})
+    with pytest.raises(DltrainError, match=r"diverged at epoch 0: the cost grew to .* times the untrained model's 0\.69"):
+        workflows.train(cfg, run_dir=tmp_path / "run")
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "diverged"
 
 
 def test_non_finite_weights_diverge_naming_the_array(tmp_path):
@@ -213,6 +230,44 @@ def test_reproduce_names_the_first_difference(tmp_path):
     (run / "history.csv").write_text("\n".join([*rows[:2], ",".join(first), *rows[3:]]) + "\n")
     assert workflows.first_difference(run, next((tmp_path / "again").iterdir())).startswith(
         f"history.csv: epoch 3, cost: {float(first[3])!r} vs ")
+    # A column the original lacks is a difference too.
+    (run / "history.csv").write_text("\n".join(",".join(r.split(",")[:3] + r.split(",")[4:]) for r in rows) + "\n")
+    assert workflows.first_difference(run, next((tmp_path / "again").iterdir())).startswith("history.csv: epoch 0, cost: None vs ")
+
+
+def test_reproduce_needs_the_original_model_before_training(tmp_path):
+    run = workflows.train(config(epochs=2, early_stopping=False), run_dir=tmp_path / "runs" / "a").run_dir
+    (run / "model.h5").unlink()
+    res = runner.invoke(app, ["reproduce", str(run)])
+    assert res.exit_code == 1 and "model.h5 not found" in res.output
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["a"]
+
+
+def test_config_yaml_records_absolute_data_paths(tmp_path, monkeypatch):
+    """So that resume, reproduce and evaluate find the data from another working folder."""
+    x = np.random.default_rng(0).standard_normal((40, 2))
+    np.savez(tmp_path / "d.npz", x_train=x, y_train=(x[:, 0] > 0).astype(int))
+    monkeypatch.chdir(tmp_path)
+    cfg = validate_config({"data": {"dataset": "file", "path": "d.npz"}, "model": {"layers": ["auto", 1]},
+                           "training": {"epochs": 2}})
+    run = workflows.train(cfg, run_dir=tmp_path / "run").run_dir
+    assert workflows.run_config(run).data.path == str(tmp_path / "d.npz")
+    monkeypatch.chdir(tmp_path / "run")
+    assert workflows.reproduce(run, runs_dir=tmp_path / "again").difference is None
+
+
+def test_a_second_ctrl_c_aborts_mid_epoch_and_resumes_from_the_last_checkpoint(tmp_path):
+    def progress(r, row):
+        if r.epoch == 4:
+            raise KeyboardInterrupt  # what the CLI's handler raises on the second signal
+
+    with pytest.raises(Interrupted, match=r"aborted during epoch 5 of 12; it resumes from its last checkpoint, after epoch 3"):
+        workflows.train(config(epochs=12, early_stopping=False, checkpoint_every=2), run_dir=tmp_path / "cut", progress=progress)
+    summary = json.loads((tmp_path / "cut" / "summary.json").read_text())
+    assert (summary["status"], summary["stop_reason"]) == ("interrupted", "aborted during epoch 5")
+    workflows.resume(tmp_path / "cut")
+    whole = workflows.train(config(epochs=12, early_stopping=False), run_dir=tmp_path / "whole")
+    assert_same_results(tmp_path / "cut", whole.run_dir)
 
 
 def test_reproduce_checks_the_data_fingerprint(tmp_path, monkeypatch):

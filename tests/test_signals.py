@@ -80,6 +80,7 @@ def test_sigint_checkpoints_exits_130_and_resumes_bit_identical(tmp_path, uninte
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and f"resume with: dltrain train --resume {run}" in err
+    assert out.strip().splitlines()[-1] == str(run)  # stdout's last line is the run folder, as after a finished run
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "interrupted" and 0 < summary["epochs_run"] < TREE["training"]["epochs"]
     with h5py.File(run / "checkpoint.h5") as f:

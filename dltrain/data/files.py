@@ -21,6 +21,8 @@ FORMATS = {".npz": "NumPy .npz", ".h5": "HDF5", ".hdf5": "HDF5", ".mat": "MATLAB
 
 def require_file(path: Path, hint: str) -> None:
     """DltrainError unless path is an existing file, saying where it was looked for and what to do."""
+    if path.exists() and not path.is_file():
+        raise DltrainError(f"data file {path} is {'a folder' if path.is_dir() else 'not a regular file'}; {hint}")
     if not path.is_file():
         raise DltrainError(f"data file {path} not found (looked in {path.parent.resolve()}); {hint}")
 
@@ -37,6 +39,10 @@ MAT_ITEMSIZE = {"int8": 1, "uint8": 1, "logical": 1, "char": 2, "int16": 2, "uin
 
 
 def _npz(path: Path, names: list[str]):
+    # np.load reads anything that is not a zip archive as a pickle, and would answer a damaged file
+    # with advice to allow pickles.
+    if not zipfile.is_zipfile(path):
+        raise ValueError("it is not a zip archive, as .npz files are")
     with np.load(path, allow_pickle=False) as f, zipfile.ZipFile(path) as z:
         for k in names:
             if k in f.files:
