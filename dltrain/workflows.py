@@ -99,13 +99,14 @@ def prepare_data(cfg: Config, normalization: dict[str, np.ndarray] | None = None
         )
     n_out = cfg.model.layers[-1]
     n_classes = len(ds.classes)
+    source = getattr(cfg.data, "path", None) or f"dataset {cfg.data.dataset}"
     if cfg.model.output_activation == "sigmoid" and n_classes > 2:
         raise DltrainError(
-            f"the data has {n_classes} classes but the output layer is 1 sigmoid unit; "
+            f"the data ({source}) has {n_classes} classes (labels 0..{n_classes - 1}) but the output layer is 1 sigmoid unit; "
             f"use output_activation: softmax with layers[-1] = {n_classes}"
         )
     if cfg.model.output_activation == "softmax" and n_out != n_classes:
-        raise DltrainError(f"the data has {n_classes} classes but the softmax output layer has {n_out} units")
+        raise DltrainError(f"the data ({source}) has {n_classes} classes (labels 0..{n_classes - 1}) but the softmax output layer has {n_out} units")
     splits = split_dataset(ds, cfg.data, np.random.default_rng(cfg.data.split_seed))
     split_X, split_y = {k: v.X for k, v in splits.items()}, {k: v.y for k, v in splits.items()}
     stats = normalization_stats(split_X["train"], cfg.data.normalize) if normalization is None else normalization

@@ -78,7 +78,7 @@ def test_sigmoid_on_more_classes_names_both_sizes(tmp_path, monkeypatch):
     monkeypatch.setitem(core.LOADERS, "planar", lambda d: (np.zeros((2, 6)), np.arange(6) % 3, None, None,
                                                           ["a", "b", "c"], None))
     res = runner.invoke(app, ["train", str(write(tmp_path, PLANAR)), "--runs-dir", str(tmp_path)])
-    assert res.exit_code == 1 and "3 classes but the output layer is 1 sigmoid unit" in res.output
+    assert res.exit_code == 1 and "the data (dataset planar) has 3 classes (labels 0..2) but the output layer is 1 sigmoid unit" in res.output
 
 
 def test_config_show_and_schema(tmp_path):

@@ -51,7 +51,7 @@ def moons_npz(path, **change):
         ({"y": np.arange(39) % 2}, "x_train has 40 examples but y has 39"),
         ({"y": np.arange(40) % 2 - 1}, "y must hold class labels 0..C-1, found -1 (example 0)"),
         ({"y": np.arange(40) % 2 + 0.5}, "y must hold class labels 0..C-1, found 0.5 (example 0)"),
-        ({"y": np.arange(40) % 3}, "the data has 3 classes but the output layer is 1 sigmoid unit"),
+        ({"y": np.arange(40) % 3}, "d.npz) has 3 classes (labels 0..2) but the output layer is 1 sigmoid unit"),
         ({"y": np.arange(40) % 2, "x_train": np.full((40, 2), np.nan)}, "x_train has 80 NaN/inf values"),
     ],
 )
