@@ -17,3 +17,8 @@ class Interrupted(DltrainError):
     def __init__(self, message: str, run_dir=None):
         super().__init__(message, 130)
         self.run_dir = run_dir
+
+
+class Diverged(DltrainError):
+    """Training blew up (a non-finite or runaway cost or parameter); the message names the epoch,
+    the array or cost, and a hint."""

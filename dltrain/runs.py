@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import time
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -27,14 +28,24 @@ from dltrain.errors import DltrainError
 HISTORY_FLUSH_SECONDS = 2.0
 
 
+@contextmanager
+def writing(path: Path):
+    """A failed write of a run file (disk full, permissions) as DltrainError naming the file."""
+    try:
+        yield
+    except OSError as e:
+        raise DltrainError(f"cannot write {path}: {e.strerror or one_line(e)}") from None
+
+
 def atomic_write(path: Path, data: bytes | str) -> None:
     """Write `data` to path via a temporary file in the same folder and an atomic rename."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data.encode() if isinstance(data, str) else data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with writing(path):
+        with open(tmp, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
 
 
 def new_run_dir(runs_dir: Path, name: str, now: datetime | None = None) -> Path:
@@ -119,16 +130,19 @@ class RunWriter:
         checksum when read instead of sending libhdf5 after corrupt pointers (which can hang it).
         """
         tmp = self.path(f".{name}.tmp-{os.getpid()}")
-        with h5py.File(tmp, "w", libver=("v110", "latest")) as f:
-            for group, content in groups.items():
-                if isinstance(content, str):
-                    data = content.encode()
-                    f.attrs.create(group, data, dtype=h5py.string_dtype("utf-8", max(len(data), 1)))
-                    continue
-                g = f.create_group(group)
-                for key, array in content.items():
-                    g.create_dataset(key.replace("/", "|"), data=np.asarray(array))
-        os.replace(tmp, self.path(name))
+        with writing(self.path(name)):
+            with h5py.File(tmp, "w", libver=("v110", "latest")) as f:
+                for group, content in groups.items():
+                    if isinstance(content, str):
+                        data = content.encode()
+                        f.attrs.create(group, data, dtype=h5py.string_dtype("utf-8", max(len(data), 1)))
+                        continue
+                    g = f.create_group(group)
+                    for key, array in content.items():
+                        g.create_dataset(key.replace("/", "|"), data=np.asarray(array))
+            with open(tmp, "rb+") as f:  # on disk before the rename, like atomic_write
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path(name))
 
 
 def read_model(path: Path, what: str = "model file") -> dict[str, dict[str, np.ndarray] | str]:

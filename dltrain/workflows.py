@@ -1,5 +1,6 @@
 """The commands as plain functions: config -> data -> engine -> run folder. Nothing here prints."""
 
+import contextlib
 import copy
 import csv
 import io
@@ -52,8 +53,8 @@ from dltrain.engine.model import (
 )
 from dltrain.engine.optimizers import OPTIMIZERS
 from dltrain.engine.schedules import SCHEDULES
-from dltrain.engine.train import EarlyStopping, EpochResult, train_epochs
-from dltrain.errors import DltrainError, Interrupted
+from dltrain.engine.train import EarlyStopping, EpochResult, check_finite, train_epochs
+from dltrain.errors import Diverged, DltrainError, Interrupted
 from dltrain.evaluation import classification_report, confusion_matrix, diagnose
 from dltrain.runs import (
     RunWriter,
@@ -224,6 +225,15 @@ def diagnosis_of(metrics: dict[str, dict], human_error: float) -> dict:
 CHECKPOINT = "checkpoint.h5"
 
 
+def checked_config(cfg: Config, n_x: int) -> dict:
+    """What a checkpoint must agree on with the config that resumes it: everything but the data
+    paths (the data themselves are checked by their fingerprint, wherever they now live)."""
+    resolved = resolved_config(cfg, n_x)
+    for key in ("dir", "path", "test_path"):
+        resolved["data"].pop(key, None)
+    return resolved
+
+
 def resolved_config(cfg: Config, n_x: int) -> dict:
     """The config as config.yaml and model.h5 record it: every default filled in, `auto` input size
     resolved, data paths absolute (resume, reproduce and evaluate may run from another folder)."""
@@ -292,9 +302,11 @@ def save_checkpoint(run: RunWriter, t: Training, loop: dict) -> None:
     run.save_model(CHECKPOINT, **groups, loop=json.dumps({**loop, "rng": rng_state(t.rng), "history": run.rows}))
 
 
-def restore_checkpoint(t: Training, path: Path, epochs: int) -> dict:
+def restore_checkpoint(t: Training, path: Path, cfg: Config) -> dict:
     """Load checkpoint.h5 into t in place (the dicts keep their keys and order); -> the loop's position,
-    whose last epoch done must be one of the config's `epochs` (not the last: a finished run has no checkpoint)."""
+    whose last epoch done must be one of the config's epochs (not the last: a finished run has no
+    checkpoint). The checkpoint must come from this config (see checked_config)."""
+    epochs = cfg.training.epochs
     saved = read_model(path, "checkpoint")
     try:
         for name, target in (("params", t.params), ("state", t.state)):
@@ -302,10 +314,13 @@ def restore_checkpoint(t: Training, path: Path, epochs: int) -> dict:
                 if saved[name][k].shape != v.shape:
                     raise DltrainError(f"checkpoint {path}: {name}/{k} is {saved[name][k].shape}, the config makes it {v.shape}")
                 v[...] = saved[name][k]
+        loop = json.loads(saved["loop"])
+        if loop["config"] != checked_config(cfg, t.net.n_x):
+            raise DltrainError(f"{path.parent / 'config.yaml'} was changed after the checkpoint was written; "
+                               "resuming needs the config the run started with (train a new run for another one)")
         t.optimizer.load_state_dict(saved["optimizer"])
         if t.stopper is not None:
             t.stopper.load_state_dict(saved["early_stopping"])
-        loop = json.loads(saved["loop"])
         if not (isinstance(loop["epoch"], int) and isinstance(loop["seconds"], float) and isinstance(loop["baseline"], float)
                 and isinstance(loop["history"], list) and all(isinstance(row, dict) for row in loop["history"])):
             raise ValueError("its loop position is not epoch, seconds, baseline and history rows")
@@ -313,7 +328,7 @@ def restore_checkpoint(t: Training, path: Path, epochs: int) -> dict:
             raise ValueError(f"it ends with epoch {loop['epoch']}, but the run trains epochs 0 to {epochs - 1}")
         set_rng_state(t.rng, loop["rng"])
         return loop
-    except (KeyError, TypeError, ValueError, OverflowError) as e:
+    except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as e:
         raise DltrainError(f"checkpoint {path} is incomplete or from another config ({type(e).__name__}: {e})") from None
 
 
@@ -327,11 +342,11 @@ def initial_cost(data: Prepared, t: Training) -> float:
 
 
 def check_growth(r: EpochResult, baseline: float, factor: float | None) -> None:
-    """DltrainError once an epoch's data cost exceeds factor times the untrained model's. A stable
+    """Diverged once an epoch's data cost exceeds factor times the untrained model's. A stable
     cross-entropy stays finite while the weights run away, so this catches the divergence that the
     engine's non-finite check would not."""
     if factor is not None and r.data_cost > factor * baseline:
-        raise DltrainError(
+        raise Diverged(
             f"training diverged at epoch {r.epoch}: the cost grew to {r.data_cost:.6g}, more than training.divergence_factor "
             f"({factor:g}) times the untrained model's {baseline:.6g}; try a lower optimizer.learning_rate "
             "(or a decay schedule, or batch normalization)"
@@ -446,7 +461,7 @@ def resume(
     if data.fingerprint != summary.get("data_fingerprint"):
         raise DltrainError(f"the data are not those {run_dir} was trained on (their fingerprint differs); resuming would mix two datasets")
     t = build_training(cfg, data)
-    loop = restore_checkpoint(t, run_dir / CHECKPOINT, cfg.training.epochs)
+    loop = restore_checkpoint(t, run_dir / CHECKPOINT, cfg)
     run = RunWriter(run_dir, history_columns("dev" in data.X, t.net.L if cfg.training.log_norms else 0), rows=loop["history"])
     run.flush_history()
     summary.update(status="running", host=platform.node(), pid=os.getpid(),
@@ -457,7 +472,6 @@ def resume(
 
 
 class Reproduction(NamedTuple):
-    original: Path
     outcome: TrainOutcome  # the new run
     difference: str | None  # None: identical
 
@@ -475,11 +489,13 @@ def reproduce(
     status = summary.get("status")
     if status != "completed":
         raise DltrainError(f"{run_dir} is {status}; only a completed run can be reproduced")
+    if not summary.get("data_fingerprint"):
+        raise DltrainError(f"{run_dir}/summary.json has no data_fingerprint (an older dltrain wrote it): its data cannot be checked")
     cfg = run_config(run_dir)
     read_model(run_dir / "model.h5")  # before training: the comparison needs it
     outcome = train(cfg, runs_dir=runs_dir or run_dir.parent, progress=progress, interrupt=interrupt,
                     expect_fingerprint=summary.get("data_fingerprint"))
-    return Reproduction(run_dir, outcome, first_difference(run_dir, outcome.run_dir))
+    return Reproduction(outcome, first_difference(run_dir, outcome.run_dir))
 
 
 def first_difference(original: Path, copy: Path) -> str | None:
@@ -552,13 +568,22 @@ def fit(cfg: Config, data: Prepared, t: Training, run: RunWriter, summary: dict,
 
     def checkpoint(epoch: int) -> None:
         nonlocal checkpointed
-        save_checkpoint(run, t, {"epoch": epoch, "seconds": time.perf_counter() - started, "baseline": baseline})
+        # The epoch's cost is taken before its last update, which may have left inf in the weights:
+        # a checkpoint must hold the last finite ones.
+        check_finite(epoch, 0.0, t.params)
+        save_checkpoint(run, t, {"epoch": epoch, "seconds": time.perf_counter() - started, "baseline": baseline,
+                                 "config": checked_config(cfg, data.n_x)})
         checkpointed = epoch
+
+    def mark(status: str, reason: str) -> None:
+        run.flush_history()
+        summary.update(status=status, stop_reason=reason, epochs_run=epochs_run, duration_seconds=round(time.perf_counter() - started, 3))
+        run.write_json("summary.json", summary)
 
     # Overflow is reported once, as divergence naming its epoch and array; numpy would warn on every step.
     with np.errstate(all="ignore"):
-        baseline = loop["baseline"] if loop else initial_cost(data, t)
         try:
+            baseline = loop["baseline"] if loop else initial_cost(data, t)
             for r in train_epochs(
                 X,
                 Y,
@@ -606,31 +631,27 @@ def fit(cfg: Config, data: Prepared, t: Training, run: RunWriter, summary: dict,
                 if interrupt is not None and interrupt.is_set():
                     interrupted = True
                     break
-        except DltrainError as e:
-            run.flush_history()
-            summary.update(status="diverged", stop_reason=str(e), epochs_run=epochs_run,
-                           duration_seconds=round(time.perf_counter() - started, 3))
-            run.write_json("summary.json", summary)
+            if interrupted:
+                if checkpointed != epochs_run - 1:
+                    checkpoint(epochs_run - 1)
+                run.write_json("metrics.json", split_metrics(cfg, data, t))
+        except Diverged as e:
+            mark("diverged", str(e))
             kept = f"; the last checkpoint, after epoch {checkpointed}, is kept in {run.path(CHECKPOINT)}" if checkpointed is not None else ""
             raise DltrainError(f"{e} (history so far kept in {run.dir}{kept})") from None
         except KeyboardInterrupt:
-            # A second Ctrl-C stops mid-epoch, where the arrays are half updated: nothing to checkpoint.
-            run.flush_history()
-            summary.update(status="interrupted", stop_reason=f"aborted during epoch {epochs_run}", epochs_run=epochs_run,
-                           duration_seconds=round(time.perf_counter() - started, 3))
-            run.write_json("summary.json", summary)
+            # A second Ctrl-C stops at once, mid-epoch or mid-write: the last complete checkpoint stands.
+            mark("interrupted", f"aborted during epoch {epochs_run}")
             then = (f"it resumes from its last checkpoint, after epoch {checkpointed}: dltrain train --resume {run.dir}"
                     if checkpointed is not None else f"it has no checkpoint to resume from: train it again with dltrain train {run.path('config.yaml')}")
             raise Interrupted(f"aborted during epoch {epochs_run} of {epochs}; {then}", run.dir) from None
+        except DltrainError as e:  # a run file that cannot be written (disk full, permissions)
+            with contextlib.suppress(DltrainError):
+                mark("failed", str(e))
+            raise
 
     if interrupted:
-        if checkpointed != epochs_run - 1:
-            checkpoint(epochs_run - 1)
-        run.flush_history()
-        run.write_json("metrics.json", split_metrics(cfg, data, t))
-        summary.update(status="interrupted", stop_reason=f"interrupted after epoch {epochs_run - 1}", epochs_run=epochs_run,
-                       duration_seconds=round(time.perf_counter() - started, 3))
-        run.write_json("summary.json", summary)
+        mark("interrupted", f"interrupted after epoch {epochs_run - 1}")
         raise Interrupted(
             f"interrupted after epoch {epochs_run - 1} of {epochs}: checkpoint, history and metrics so far are in {run.dir}\n"
             f"resume with: dltrain train --resume {run.dir}",

@@ -1,5 +1,6 @@
 """Shared fixtures: where the course's data files are, and small helpers."""
 
+import csv
 import os
 from pathlib import Path
 
@@ -29,3 +30,9 @@ needs_course_data = pytest.mark.skipif(COURSE_DATA is None, reason="course data 
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+def history_without_seconds(run_dir):
+    """history.csv's rows as text, without the wall-time column: what two identical runs share."""
+    with open(run_dir / "history.csv") as f:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]

@@ -96,6 +96,14 @@ def check(text: str) -> None:
         assert lines and all(line.startswith("error: ") for line in lines), (text, res.output)
 
 
+def test_the_unmutated_base_config_trains(tmp_path):
+    """So that the property tests below explore mutations of a config that works."""
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(BASE))
+    res = runner.invoke(app, ["train", str(path), "--runs-dir", str(tmp_path / "runs"), "-q"])
+    assert res.exit_code == 0, res.output
+
+
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(mutated())
 def test_mutated_configs_train_or_fail_cleanly(text):

@@ -19,6 +19,7 @@ from dltrain import workflows
 from dltrain.cli import app
 from dltrain.config import validate_config
 from dltrain.errors import DltrainError, Interrupted
+from tests.conftest import history_without_seconds
 
 runner = CliRunner()
 
@@ -52,14 +53,11 @@ def arrays(path):
     return out
 
 
-def history(run_dir):
-    with open(run_dir / "history.csv") as f:
-        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
 
 
 def assert_same_results(a, b):
     assert arrays(a / "model.h5") == arrays(b / "model.h5")
-    assert history(a) == history(b)
+    assert history_without_seconds(a) == history_without_seconds(b)
     assert (a / "metrics.json").read_text() == (b / "metrics.json").read_text()
 
 
@@ -295,3 +293,44 @@ def test_rng_state_round_trips_through_json(make):
     other = make()
     workflows.set_rng_state(other, state)
     assert other.standard_normal(5).tobytes() == expected.tobytes()
+
+
+def test_a_checkpoint_never_holds_non_finite_weights(tmp_path):
+    """The epoch's cost is taken before its last update, which can overflow the weights: the
+    checkpoint after that epoch is refused, and the run diverges naming the array."""
+    cfg = validate_config({"data": {"dataset": "planar"}, "model": {"layers": ["auto", 4, 1]}, "init": {"scale": 100.0},
+                           "optimizer": {"learning_rate": 1e308}, "training": {"epochs": 5, "checkpoint_every": 1}})
+    with pytest.raises(DltrainError, match=r"diverged at epoch 0: parameter \w+ has non-finite values"):
+        workflows.train(cfg, run_dir=tmp_path / "run")
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "diverged"
+    assert not (tmp_path / "run" / "checkpoint.h5").exists()
+
+
+def test_resume_refuses_a_config_edited_after_the_checkpoint(tmp_path):
+    progress, event = stop_at(2)
+    with pytest.raises(Interrupted):
+        workflows.train(config(early_stopping=False), run_dir=tmp_path / "cut", progress=progress, interrupt=event)
+    path = tmp_path / "cut" / "config.yaml"
+    tree = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**tree, "optimizer": {"name": "gd", "learning_rate": 0.1}}))
+    res = runner.invoke(app, ["train", "--resume", str(tmp_path / "cut")])
+    assert res.exit_code == 1 and "config.yaml was changed after the checkpoint was written" in res.output
+
+
+def test_a_run_file_that_cannot_be_written_fails_the_run_cleanly(tmp_path, monkeypatch):
+    import errno
+
+    from dltrain import runs
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(runs.h5py, "File", full)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"data": {"dataset": "moons"}, "model": {"layers": ["auto", 3, 1]},
+                                    "training": {"epochs": 4, "checkpoint_every": 2}}))
+    res = runner.invoke(app, ["train", str(path), "--run-dir", str(tmp_path / "run"), "-q"])
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.output
+    assert res.output.strip() == f"error: cannot write {tmp_path / 'run' / 'checkpoint.h5'}: No space left on device"
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert (summary["status"], summary["epochs_run"]) == ("failed", 2)

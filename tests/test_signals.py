@@ -12,7 +12,7 @@ import h5py
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, history_without_seconds
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 
@@ -52,9 +52,6 @@ def weights(path):
         return {k: f["params"][k][()].tobytes() for k in f["params"]}
 
 
-def history(run_dir):
-    with open(run_dir / "history.csv") as f:
-        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
 
 
 @pytest.fixture(scope="module")
@@ -85,12 +82,12 @@ def test_sigint_checkpoints_exits_130_and_resumes_bit_identical(tmp_path, uninte
     assert summary["status"] == "interrupted" and 0 < summary["epochs_run"] < TREE["training"]["epochs"]
     with h5py.File(run / "checkpoint.h5") as f:
         assert json.loads(f.attrs["loop"])["epoch"] == summary["epochs_run"] - 1
-    assert len(history(run)) == summary["epochs_run"] and (run / "metrics.json").exists()
+    assert len(history_without_seconds(run)) == summary["epochs_run"] and (run / "metrics.json").exists()
 
     resume(run)
     assert json.loads((run / "summary.json").read_text())["status"] == "completed"
     assert weights(run / "model.h5") == weights(uninterrupted / "model.h5")
-    assert history(run) == history(uninterrupted)
+    assert history_without_seconds(run) == history_without_seconds(uninterrupted)
 
 
 def parse(path):
@@ -130,7 +127,7 @@ def test_sigkill_leaves_only_complete_files_and_resumes_bit_identical(tmp_path, 
     resume(run)
     assert not [p for p in run.iterdir() if p.name.startswith(".")]
     assert weights(run / "model.h5") == weights(uninterrupted / "model.h5")
-    assert history(run) == history(uninterrupted)
+    assert history_without_seconds(run) == history_without_seconds(uninterrupted)
 
 
 def test_signal_handlers_set_the_event_then_abort_and_are_restored():

@@ -5,6 +5,7 @@ A truncated, corrupt or hostile file can declare any shape (and a compressed one
 beyond its own size); reading it would exhaust memory instead of failing with a message.
 """
 
+import faulthandler
 import math
 import os
 import signal
@@ -59,6 +60,7 @@ def survives(parse: Callable[[], object], path: Path, seconds: int | None = None
     if pid == 0:
         try:
             os.dup2(os.open(os.devnull, os.O_WRONLY), 2)  # the parent parses again and reports; the trial stays silent
+            faulthandler.disable()  # which a test runner may have enabled on another descriptor
             signal.alarm(seconds)  # a hung parse ends the child with SIGALRM
             parse()
         finally:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dltrain.engine.model import Network, backward, compute_cost, forward, update_running_stats
-from dltrain.errors import DltrainError
+from dltrain.errors import Diverged
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ def minibatches(m: int, batch_size: int | None, perm: np.ndarray | None) -> list
 
 
 def check_finite(epoch: int, cost: float, params: dict, check_params: bool = True) -> None:
-    """Raise DltrainError naming the epoch and the first array that is no longer finite.
+    """Raise Diverged naming the epoch and the first array that is no longer finite.
 
     A non-finite parameter makes the next step's cost non-finite, so the loop checks the
     parameters themselves (one pass over every array) only after the last epoch or when the cost
@@ -48,7 +48,7 @@ def check_finite(epoch: int, cost: float, params: dict, check_params: bool = Tru
     if math.isfinite(cost) and not bad:
         return
     what = f"parameter {bad[0]} has non-finite values" if bad else f"the cost is {cost}"
-    raise DltrainError(
+    raise Diverged(
         f"training diverged at epoch {epoch}: {what}; try a lower optimizer.learning_rate "
         "(or a decay schedule, or batch normalization)"
     )
@@ -70,7 +70,7 @@ def train_epochs(
     start_epoch: int = 0,
     grad_norms: bool = False,
 ):
-    """Train in place, yielding one EpochResult per epoch; raise DltrainError on divergence.
+    """Train in place, yielding one EpochResult per epoch; raise Diverged on divergence.
 
     X (n_x, m), Y (n_L, m). `permutation(epoch)` gives the epoch's shuffled order (None: no
     shuffle); `dropout_rng()` gives the generator for one forward pass's masks (the course
