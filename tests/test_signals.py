@@ -70,10 +70,11 @@ def resume(run_dir):
     assert out.strip().splitlines()[-1] == str(run_dir)
 
 
-def test_sigint_checkpoints_exits_130_and_resumes_bit_identical(tmp_path, uninterrupted):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_checkpoints_exits_130_and_resumes_bit_identical(tmp_path, uninterrupted, sig):
     run = tmp_path / "run"
     proc = start_and_wait_for(tmp_path, run, "summary.json")
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and f"resume with: dltrain train --resume {run}" in err
