@@ -1,6 +1,7 @@
 """The typer app: parse, call one workflow, print with rich, map DltrainError to its exit code."""
 
 import json
+import math
 import os
 import signal
 import sys
@@ -180,8 +181,8 @@ def train(
 
 
 def _positive(value: float) -> float:
-    if value <= 0:
-        raise typer.BadParameter(f"must be > 0, got {value:g}")
+    if not (math.isfinite(value) and value > 0):  # nan > 0 is False, but so is every comparison with nan
+        raise typer.BadParameter(f"must be a finite number > 0, got {value:g}")
     return value
 
 
@@ -598,7 +599,7 @@ def datasets_import(
     output: Path = typer.Argument(..., help="The .h5 file to write (must not exist)."),
     size: int = typer.Option(64, "--size", min=1, max=4096, help="Resize every image to SIZE x SIZE pixels."),
     test_fraction: float = typer.Option(0.2, "--test-fraction", min=0.0, max=0.99, help="Share of images held out as test (stratified)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the test split."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the test split."),
 ):
     """Turn a folder of class sub-folders of images into an h5 file in the course layout (train with dataset: images)."""
     try:

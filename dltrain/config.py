@@ -23,7 +23,7 @@ MAX_CONFIG_DEPTH = 50
 
 class Strict(BaseModel):
     # Every float must be finite: inf or nan would only surface later as a diverged or empty run.
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 MAX_SEED = 2**32 - 1  # numpy's RandomState takes seeds in [0, 2**32 - 1]
@@ -446,10 +446,10 @@ def read_yaml(path: Path, what: str = "config file") -> Any:
     """Safely parse a YAML file (no object tags, bounded size), or DltrainError naming the file."""
     try:
         raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DltrainError(f"{what} {path} not found") from None
+    except FileNotFoundError:  # a file named on the command line or in a run folder: a usage error
+        raise DltrainError(f"{what} {path} not found", 2) from None
     except OSError as e:
-        raise DltrainError(f"cannot read {what} {path}: {e.strerror}") from None
+        raise DltrainError(f"cannot read {what} {path}: {e.strerror}", 2) from None
     if len(raw) > MAX_CONFIG_BYTES:
         raise DltrainError(f"{what} {path} is {len(raw)} bytes; the limit is {MAX_CONFIG_BYTES}", 2)
     try:
@@ -483,6 +483,11 @@ def _mapping_without_duplicates(loader: StrictLoader, node: yaml.MappingNode) ->
 
 
 StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+# PyYAML follows YAML 1.1, where 1e-4 (no dot) is a string; every config writes learning rates that
+# way, and validation is strict (no string-to-number coercion), so such exponents are floats here.
+StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789")
+)
 
 
 def safe_tree(text: str, source: str) -> Any:

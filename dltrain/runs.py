@@ -268,6 +268,13 @@ def list_run_dirs(runs_dir: Path) -> list[Path]:
     return sorted(p for p in runs_dir.iterdir() if p.is_dir() and is_run_dir(p))
 
 
+def remove_evaluation_plots(run_dir: Path) -> None:
+    """Delete the previous evaluation's plots: a new evaluation replaces them, even for splits or
+    data it does not plot again."""
+    for path in Path(run_dir).glob(f"{EVALUATION_PREFIX}_*.png"):
+        path.unlink(missing_ok=True)
+
+
 def write_evaluation_file(run_dir: Path, name: str, data: bytes | str) -> Path:
     """Write an evaluation output into a finished run folder; only `evaluation*` names, so training
     artifacts are never overwritten, while re-evaluating replaces the previous evaluation."""

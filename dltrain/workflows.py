@@ -67,6 +67,7 @@ from dltrain.runs import (
     new_run_dir,
     read_json_file,
     read_model,
+    remove_evaluation_plots,
     write_evaluation_file,
 )
 
@@ -1080,6 +1081,8 @@ def trial_record(trial: Trial, result: dict) -> dict:
 def open_search_folder(out: Path, spec: dict) -> None:
     """Create the search folder, or check that an existing one holds this same search (then it resumes)."""
     spec_file = out / "search.json"
+    if out.exists() and not out.is_dir():
+        raise DltrainError(f"--out {out} is a file; choose a folder", 2)
     if out.exists() and not spec_file.is_file() and any(out.iterdir()):
         raise DltrainError(f"{out} exists and is not a dltrain search folder; choose another --out", 2)
     stored = read_json_file(spec_file)
@@ -1087,7 +1090,10 @@ def open_search_folder(out: Path, spec: dict) -> None:
         changed = ", ".join(k for k in spec if stored.get(k) != spec[k])
         raise DltrainError(f"{out} holds a different search (changed: {changed}); rerun it with the same settings to resume, "
                            "or choose another --out", 2)
-    (out / "trials").mkdir(parents=True, exist_ok=True)
+    try:
+        (out / "trials").mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DltrainError(f"cannot create the search folder {out}: {e.strerror}") from None
     if stored is None:
         atomic_write(spec_file, json.dumps(spec, indent=2) + "\n")
 
@@ -1310,6 +1316,7 @@ def evaluate_run(
         "splits": {name: splits[name] for name in chosen},
         "diagnosis": diagnosis,
     }
+    remove_evaluation_plots(model.run_dir)
     for name in chosen:
         figures = split_plots(model, name, prepared.X[name], prepared.labels[name],
                               ("decision_boundary", "misclassified", "confusion_matrix"))

@@ -172,7 +172,8 @@ def test_examples_on_a_kink_are_replaced(monkeypatch):
 
 
 def test_bad_options_exit_2(tmp_path):
-    for args in (["--epsilon", "0"], ["--threshold", "-1"], ["--examples", "0"], ["--max-per-param", "0"]):
+    for args in (["--epsilon", "0"], ["--threshold", "-1"], ["--examples", "0"], ["--max-per-param", "0"],
+                 ["--threshold", "nan"], ["--epsilon", "inf"]):
         res = runner.invoke(app, ["gradcheck", str(write(tmp_path)), *args])
         assert res.exit_code == 2, args
     res = runner.invoke(app, ["gradcheck", str(write(tmp_path)), "--set", "model.hidden_activation=rleu"])

@@ -58,6 +58,28 @@ def test_errors_name_field_value_and_allowed(path, value, expected):
     assert any(expected in line for line in lines), lines
 
 
+@pytest.mark.parametrize(
+    "path,value,expected",
+    [
+        ("training", {"batch_size": True}, "training.batch_size: got True; Input should be a valid integer"),
+        ("seed", True, "seed: got True; Input should be a valid integer"),
+        ("regularization", {"l2": "0.5"}, "regularization.l2: got '0.5'; Input should be a valid number"),
+        ("model.layers", ["auto", True, 1], "model.layers[1].int: got True"),
+    ],
+)
+def test_no_coercion_of_booleans_or_strings_into_numbers(path, value, expected):
+    """A YAML `true` or a quoted number is a mistake, not the integer 1 or a float."""
+    assert any(expected in line for line in problems(with_(path, value)))
+
+
+def test_exponents_without_a_dot_are_numbers(tmp_path):
+    """YAML 1.1 (PyYAML) reads 1e-4 as a string; dltrain's loader reads it as the float it means."""
+    path = tmp_path / "c.yaml"
+    path.write_text("data: {dataset: planar}\nmodel: {layers: [auto, 4, 1]}\noptimizer: {learning_rate: 1e-4}\n")
+    assert C.load_config(path, ["regularization.l2=5E-3"]).optimizer.learning_rate == 1e-4
+    assert C.load_config(path, ["regularization.l2=5E-3"]).regularization.l2 == 5e-3
+
+
 def test_one_line_per_problem():
     tree = with_("optimizer", {"name": "gd", "learning_rate": 0})
     tree["model"]["hidden_activation"] = "nope"

@@ -185,6 +185,13 @@ def test_import_errors(tmp_path):
     res = invoke("datasets", "import", tmp_path / "one", tmp_path / "o.h5")
     assert res.exit_code == 1 and "bad.jpg cannot be read as an image" in res.output
     assert invoke("datasets", "import", tmp_path / "one", tmp_path / "o.txt").exit_code == 2
+    for seed in ("-1", str(2**70)):
+        assert invoke("datasets", "import", tmp_path / "one", tmp_path / "o.h5", "--seed", seed).exit_code == 2
+    (tmp_path / "one" / "empty" / "bad.jpg").unlink()
+    Image.new("RGB", (4, 4)).save(tmp_path / "one" / "empty" / "b.png")
+    (tmp_path / "file").write_text("")
+    res = invoke("datasets", "import", tmp_path / "one", tmp_path / "file" / "o.h5", "--test-fraction", "0")
+    assert res.exit_code == 1 and "cannot create the folder of" in res.output
 
 
 # ---- predict errors -----------------------------------------------------------------------------------

@@ -82,6 +82,9 @@ def test_evaluate_one_split_and_human_error(planar_run):
     res = evaluate(run, "--split", "dev", "--human-error", "0.5", "--json")
     report = json.loads(res.output)
     assert list(report["splits"]) == ["dev"]
+    # The previous evaluation's plots (train, dev) are replaced, not left behind and listed.
+    assert not (run / "evaluation_train_decision_boundary.png").exists()
+    assert [p for p in report["plots"] if p.startswith("evaluation_")] == ["evaluation_dev_decision_boundary.png"]
     assert report["diagnosis"]["human_error"] == 0.5 and report["diagnosis"]["dev_split"] == "dev"
     res = evaluate(run, "--split", "test")
     assert res.exit_code == 1 and "no test split (it has train, dev)" in res.output

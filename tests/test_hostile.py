@@ -63,7 +63,7 @@ def test_messages_quoting_user_input_print_it_verbatim(tmp_path):
     """Rich markup in a file name or value is text, not a style tag (nor a crash)."""
     for name in ("[/bold].yaml", "[bold]x.yaml"):
         res = runner.invoke(app, ["train", str(tmp_path / name)])
-        assert res.exit_code == 1 and res.output.strip() == f"error: config file {tmp_path / name} not found"
+        assert res.exit_code == 2 and res.output.strip() == f"error: config file {tmp_path / name} not found"
 
 
 def test_a_model_too_large_for_memory_is_refused_before_allocating(tmp_path):

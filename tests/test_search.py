@@ -158,6 +158,13 @@ def test_search_needs_a_dev_set(tmp_path):
     assert res.exit_code == 2 and "search ranks trials on the dev set but the config has none" in res.output
 
 
+def test_search_out_that_is_a_file_exits_2(tmp_path):
+    (tmp_path / "out").write_text("")
+    res = runner.invoke(app, ["search", str(write(tmp_path, BASE, "c.yaml")), "--space", str(write(tmp_path, SPACE, "s.yaml")),
+                              "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2 and res.output.strip() == f"error: --out {tmp_path / 'out'} is a file; choose a folder"
+
+
 # ---- ranking and narrowing --------------------------------------------------------------------
 
 

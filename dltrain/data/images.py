@@ -81,7 +81,10 @@ def import_image_folder(src: Path, out: Path, size: int, test_fraction: float, s
                            "choose a fraction that leaves both parts non-empty")
     parts = carve_splits(y, {"test": n_test} if n_test else {}, np.random.default_rng(seed))
     classes = [f.name for f in folders]
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DltrainError(f"cannot create the folder of {out}: {e.strerror}") from None
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
         with h5py.File(tmp, "w") as f:
