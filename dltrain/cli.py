@@ -166,6 +166,8 @@ def train(
     try:
         if (config is None) == (resume is None):
             raise DltrainError("give either a CONFIG file or --resume RUN_DIR", 2)
+        if run_dir is not None and runs_dir is not None:
+            raise DltrainError("--run-dir names the run folder itself: --runs-dir does not apply", 2)
         if resume is not None and (set_ or run_dir or runs_dir):
             raise DltrainError("--resume continues a run in its own folder with its own config.yaml: --set, --run-dir and --runs-dir do not apply", 2)
         cfg = workflows.run_config(resume) if resume is not None else _load(config, set_)

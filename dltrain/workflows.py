@@ -908,14 +908,16 @@ def dataset_info(spec: str, overrides: list[str] = ()) -> DatasetInfo:
 
     The splits are carved exactly as `train` carves them (same data.split_seed).
     """
-    if spec in LOADERS:
-        tree = {"data": {"dataset": spec}}
+    # Catalog entries that are files in a general format (football.mat) are selected by their keys.
+    selects = {name: select.replace("DIR", "datasets") for name, select, _ in CATALOG if name not in LOADERS}
+    if spec in LOADERS or spec in selects:
+        tree = {"data": {"dataset": spec} if spec in LOADERS else safe_tree(f"{{{selects[spec]}}}", f"dataset {spec}")}
         apply_overrides(tree, list(overrides))
         data = validate_data(tree, source=f"dataset {spec}")
     elif Path(spec).suffix.lower() in (".yaml", ".yml"):
         data = load_config(spec, list(overrides)).data
     else:
-        raise DltrainError(f"{spec!r} is neither a config file (.yaml) nor a dataset name ({', '.join(LOADERS)})", 2)
+        raise DltrainError(f"{spec!r} is neither a config file (.yaml) nor a dataset name ({', '.join([*LOADERS, *selects])})", 2)
     ds = load_dataset(data)
     splits = split_dataset(ds, data, np.random.default_rng(data.split_seed))
     counts = {k: np.bincount(v.y, minlength=len(ds.classes)).tolist() for k, v in splits.items()}
@@ -965,7 +967,7 @@ def predict(run_dir: Path, inputs: list[Path], key: str | None = None, layout: s
                                f"({', '.join(READERS)})", 2)
         if X.shape[0] != t.net.n_x:
             raise DltrainError(f"{path}: {X.shape[0]} features per example but the model expects {t.net.n_x} "
-                               f"(X.shape={X.shape}{', layout: ' + layout if is_array else ''})")
+                               f"(examples as columns, (n_x, m) = {X.shape}{', read with layout: ' + layout if is_array else ''})")
         columns.append(X)
     X = apply_normalization(np.concatenate(columns, axis=1), t.normalization).astype(np.dtype(t.cfg.dtype))
     labels, prob = predictions(evaluation_forward(X, t.params, t.net, t.state)[0])

@@ -128,6 +128,13 @@ def test_datasets_info_of_real_signs():
     assert "1071 │ 178 │ 179 │ 176 │ 179 │ 179 │ 180" in res.output
 
 
+@needs_course_data
+def test_datasets_info_of_the_listed_football_file():
+    res = invoke("datasets", "info", "football", "--set", f"data.path={COURSE_DATA / 'football.mat'}")
+    assert res.exit_code == 0 and "2 features, 2 classes" in res.output
+    assert "train │      211" in res.output and "test  │      200" in res.output
+
+
 # ---- image folders: import -> train -> predict -----------------------------------------------------
 
 

@@ -132,6 +132,8 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path):
     assert res.exit_code == 1 and "not found" in res.output
     res = runner.invoke(app, ["train", "--resume", str(tmp_path / "done"), "--runs-dir", str(tmp_path)])
     assert res.exit_code == 2 and "--runs-dir do not apply" in res.output
+    res = runner.invoke(app, ["train", "c.yaml", "--run-dir", str(tmp_path / "x"), "--runs-dir", str(tmp_path)])
+    assert res.exit_code == 2 and "--runs-dir does not apply" in res.output
     (tmp_path / "plain").mkdir()
     for args in (["train", "--resume"], ["reproduce"]):
         res = runner.invoke(app, [*args, str(tmp_path / "plain")])
