@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from dltrain.engine import kernels
 from dltrain.engine.optimizers import GD, OPTIMIZERS, Adam, Momentum, RMSprop
 
 
@@ -97,13 +98,20 @@ def test_in_place_updates_equal_the_course_formulas_bit_for_bit(name, opt, rng):
     assert opt.t == 3
 
 
-def test_adam_in_row_blocks_equals_the_course_formula(rng):
-    """Adam updates large arrays block by block (for cache reuse); blocks of 2 rows here."""
-    theta0 = rng.standard_normal((5, 4))
-    grads = [rng.standard_normal((5, 4)) for _ in range(3)]
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_adam_split_over_two_threads_equals_the_course_formula(dtype, rng, monkeypatch):
+    """Large arrays are updated in two row halves at once (kernels.run_split); here even a 5x4 one."""
+    monkeypatch.setattr(kernels, "SPLIT_MIN", 1)
+    submitted = []
+    pool = kernels._helper()
+    if pool is not None:
+        monkeypatch.setattr(pool, "submit", lambda *a, **k: submitted.append(a[1].shape) or type(pool).submit(pool, *a, **k))
+    theta0 = rng.standard_normal((5, 4)).astype(dtype)
+    grads = [rng.standard_normal((5, 4)).astype(dtype) for _ in range(3)]
     opt, params = Adam(), {"W1": theta0.copy()}
-    opt.block = 8
     for g in grads:
         opt.step(params, {"W1": g}, 0.01)
-    np.testing.assert_array_equal(params["W1"], course_updates("adam", theta0, grads, 0.01, 3))
-    assert opt._scratch["W1"][0].shape == (2, 4)
+    expected = course_updates("adam", theta0, grads, 0.01, 3)
+    assert params["W1"].dtype == expected.dtype == dtype
+    np.testing.assert_array_equal(params["W1"], expected)
+    assert pool is None or submitted == [(3, 4)] * 3  # the helper took rows 2..4 of every step

@@ -3,13 +3,15 @@
 Per-parameter state lives in dicts keyed by the parameter's name (v["W1"], s["gamma2"]), created
 lazily; `t` counts update steps (one per mini-batch). The learning rate is passed in, never owned.
 
-Every update is written with `out=` into per-parameter scratch arrays, so a step allocates
-nothing: on large layers fresh temporaries cost more than the arithmetic (page faults, cache
-misses). The order of operations is the course's, so results are bit-for-bit its formulas.
-Scratch arrays have the gradient's dtype, so a float32 run stays float32.
+Every update is written with `out=` into per-parameter scratch arrays (Adam: one compiled loop,
+see kernels.py), so a step allocates nothing: on large layers fresh temporaries cost more than the
+arithmetic (page faults, cache misses). The order of operations is the course's, so results are
+bit-for-bit its formulas. Scratch arrays have the gradient's dtype, so a float32 run stays float32.
 """
 
 import numpy as np
+
+from dltrain.engine import kernels
 
 
 class GD:
@@ -99,11 +101,6 @@ class RMSprop(GD):
 class Adam(GD):
     """Momentum and RMSprop with bias correction: theta -= lr v^ / (sqrt(s^) + epsilon)."""
 
-    # Elements per block: the update makes 11 passes over theta, g, v, s and two scratch arrays;
-    # in blocks of 64 Ki elements they stay in cache between passes instead of streaming from
-    # memory 11 times (measured 15-25% off the update of a 12288-input layer).
-    block = 1 << 16
-
     def __init__(self, beta1=0.9, beta2=0.999, epsilon=1e-8):
         super().__init__()
         self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
@@ -113,33 +110,13 @@ class Adam(GD):
         self.t += 1
         t = self.t
         c1, c2 = 1.0 - self.beta1**t, 1.0 - self.beta2**t
-        lr = float(lr)
         for k, g in grads.items():
             v = self.v.get(k)
             if v is None:
                 v = self.v[k] = np.zeros_like(g)
                 self.s[k] = np.zeros_like(g)
-            theta, s = params[k], self.s[k]
-            rows = max(1, self.block // max(1, g.shape[-1]))  # row blocks are views whatever the layout
-            tmp, denom = self.scratch(k, g[:rows], 2)
-            for i in range(0, g.shape[0], rows):
-                j = min(i + rows, g.shape[0])
-                self._update(theta[i:j], g[i:j], v[i:j], s[i:j], tmp[: j - i], denom[: j - i], lr, c1, c2)
-
-    def _update(self, theta, g, v, s, tmp, denom, lr, c1, c2):
-        """The course's update in place on matching blocks; tmp and denom are scratch."""
-        beta1, beta2 = self.beta1, self.beta2
-        v *= beta1
-        v += np.multiply(g, 1.0 - beta1, out=tmp)
-        s *= beta2
-        np.multiply(g, g, out=tmp)
-        s += np.multiply(tmp, 1.0 - beta2, out=tmp)
-        np.divide(s, c2, out=denom)
-        np.sqrt(denom, out=denom)
-        denom += self.epsilon
-        np.divide(v, c1, out=tmp)
-        tmp *= lr
-        theta -= np.divide(tmp, denom, out=tmp)
+            # One compiled pass instead of NumPy's 14 (the update was a fifth of a wide net's step).
+            kernels.adam_update(params[k], g, v, self.s[k], self.beta1, self.beta2, c1, c2, float(lr), self.epsilon)
 
 
 OPTIMIZERS = {"gd": GD, "momentum": Momentum, "rmsprop": RMSprop, "adam": Adam}
