@@ -1,7 +1,8 @@
 """The only code that writes or reads run folders.
 
 Every file is written to a temporary name in the run folder and renamed into place, so a crash
-leaves either the previous complete file or the new one. A run folder is never reused.
+leaves either the previous complete file or the new one. A run folder is never reused. The one
+exception is the empty .lock (see training_lock), which is only ever locked.
 """
 
 import csv
@@ -11,10 +12,16 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
+
+try:
+    import fcntl
+except ImportError:  # Windows: resume falls back to the pid summary.json records
+    fcntl = None
 
 import h5py
 import numpy as np
@@ -26,6 +33,7 @@ from dltrain.data.limits import check_array_size
 from dltrain.errors import DltrainError
 
 HISTORY_FLUSH_SECONDS = 2.0
+LOCK = ".lock"
 
 
 @contextmanager
@@ -59,6 +67,37 @@ def new_run_dir(runs_dir: Path, name: str, now: datetime | None = None) -> Path:
         n += 1
         candidate = base.with_name(f"{base.name}-{n}")
     return candidate
+
+
+@contextmanager
+def training_lock(run_dir: Path) -> Iterator[bool]:
+    """Hold an exclusive lock on run_dir/.lock while a process trains into the folder, or
+    DltrainError if another process holds it. Yields False where nothing can be locked (no fcntl,
+    a filesystem without flock): the caller then has only summary.json's pid to go by.
+
+    flock, not a pid: the kernel releases it when the process ends however it ends (kill -9
+    included), so a lock is never stale and a reused pid never looks like a training. The file is
+    empty and never removed: removing it would let a later process lock a new file while the old
+    one is still held.
+    """
+    if fcntl is None:
+        yield False
+        return
+    path = Path(run_dir) / LOCK
+    with writing(path):
+        # Read-write: over NFS flock becomes a byte-range lock, which needs a file open for writing.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            locked = True
+        except BlockingIOError:
+            raise DltrainError(f"{run_dir} is being trained by another process: wait for it to finish, or stop it (Ctrl-C) first") from None
+        except OSError:  # ENOLCK, EOPNOTSUPP, ...: this filesystem has no locks to take
+            locked = False
+        yield locked
+    finally:
+        os.close(fd)
 
 
 class RunWriter:

@@ -68,6 +68,7 @@ from dltrain.runs import (
     read_json_file,
     read_model,
     remove_evaluation_plots,
+    training_lock,
     write_evaluation_file,
 )
 
@@ -388,22 +389,24 @@ def train(
         )
     t = build_training(cfg, data)
     run = RunWriter(run_dir or new_run_dir(runs_dir, cfg.name), history_columns("dev" in data.X, t.net.L if cfg.training.log_norms else 0))
-    run.write_yaml("config.yaml", resolved_config(cfg, data.n_x))
-    summary = {
-        "name": cfg.name,
-        "status": "running",
-        "seed": cfg.seed,
-        "rng": cfg.rng,
-        "dtype": cfg.dtype,
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "split_counts": {k: int(v.shape[1]) for k, v in data.X.items()},
-        "data_fingerprint": data.fingerprint,
-        "versions": {"dltrain": __version__, "python": platform.python_version(), "numpy": np.__version__},
-        "host": platform.node(),
-        "pid": os.getpid(),
-    }
-    run.write_json("summary.json", summary)
-    return fit(cfg, data, t, run, summary, progress, interrupt)
+    # Taken before summary.json exists, so a resume of this folder finds it locked from the start.
+    with training_lock(run.dir):
+        run.write_yaml("config.yaml", resolved_config(cfg, data.n_x))
+        summary = {
+            "name": cfg.name,
+            "status": "running",
+            "seed": cfg.seed,
+            "rng": cfg.rng,
+            "dtype": cfg.dtype,
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "split_counts": {k: int(v.shape[1]) for k, v in data.X.items()},
+            "data_fingerprint": data.fingerprint,
+            "versions": {"dltrain": __version__, "python": platform.python_version(), "numpy": np.__version__},
+            "host": platform.node(),
+            "pid": os.getpid(),
+        }
+        run.write_json("summary.json", summary)
+        return fit(cfg, data, t, run, summary, progress, interrupt)
 
 
 def run_config(run_dir: Path) -> Config:
@@ -418,7 +421,9 @@ def run_config(run_dir: Path) -> Config:
 
 
 def still_running(summary: dict) -> bool:
-    """True when the process that wrote a 'running' summary is alive on this machine."""
+    """True when the process that wrote a 'running' summary is alive on this machine: the guess
+    resume makes where the run folder cannot be locked (see training_lock). A pid reused by another
+    process since looks alive too."""
     pid = summary.get("pid")
     if os.name != "posix" or summary.get("host") != platform.node() or not isinstance(pid, int) or pid == os.getpid():
         return False
@@ -442,34 +447,40 @@ def resume(
     uninterrupted: the checkpoint holds every array training mutates and the RNG's position.
     """
     run_dir = Path(run_dir)
-    summary = load_run(run_dir).summary
-    status = summary.get("status")
-    if status == "completed":
-        raise DltrainError(f"{run_dir} is completed: there is nothing to resume (dltrain reproduce {run_dir} re-runs it)")
-    if status == "diverged":
-        raise DltrainError(f"{run_dir} diverged and would diverge again: train a new run with a lower optimizer.learning_rate")
-    if status == "running" and still_running(summary):
-        raise DltrainError(f"{run_dir} is still being trained by process {summary['pid']}: stop it first (Ctrl-C)")
-    if status not in ("running", "interrupted"):
-        raise DltrainError(f"{run_dir}/summary.json has no run status; is {run_dir} a dltrain run folder?")
-    if not (run_dir / CHECKPOINT).is_file():
-        raise DltrainError(
-            f"{run_dir} stopped before its first checkpoint, so there is nothing to resume from; "
-            f"train it again: dltrain train {run_dir / 'config.yaml'} (set training.checkpoint_every to checkpoint periodically)"
-        )
+    # config.yaml is written once, when the run starts; reading it first also makes sure the lock
+    # file is only ever created in a run folder.
     cfg = run_config(run_dir)
-    data = prepare_data(cfg)
-    if data.fingerprint != summary.get("data_fingerprint"):
-        raise DltrainError(f"the data are not those {run_dir} was trained on (their fingerprint differs); resuming would mix two datasets")
-    t = build_training(cfg, data)
-    loop = restore_checkpoint(t, run_dir / CHECKPOINT, cfg)
-    run = RunWriter(run_dir, history_columns("dev" in data.X, t.net.L if cfg.training.log_norms else 0), rows=loop["history"])
-    run.flush_history()
-    summary.update(status="running", host=platform.node(), pid=os.getpid(),
-                   resumed=[*summary.get("resumed", []), {"epoch": loop["epoch"] + 1,
-                                                         "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}])
-    run.write_json("summary.json", summary)
-    return fit(cfg, data, t, run, summary, progress, interrupt, loop)
+    # The status is read under the lock and rewritten before it is released: two resumes of one
+    # folder cannot both find it interrupted.
+    with training_lock(run_dir) as locked:
+        summary = load_run(run_dir).summary
+        status = summary.get("status")
+        if status == "completed":
+            raise DltrainError(f"{run_dir} is completed: there is nothing to resume (dltrain reproduce {run_dir} re-runs it)")
+        if status == "diverged":
+            raise DltrainError(f"{run_dir} diverged and would diverge again: train a new run with a lower optimizer.learning_rate")
+        # Holding the lock proves the process that wrote 'running' is gone, whatever its pid is now.
+        if status == "running" and not locked and still_running(summary):
+            raise DltrainError(f"{run_dir} is still being trained by process {summary['pid']}: stop it first (Ctrl-C)")
+        if status not in ("running", "interrupted"):
+            raise DltrainError(f"{run_dir}/summary.json has no run status; is {run_dir} a dltrain run folder?")
+        if not (run_dir / CHECKPOINT).is_file():
+            raise DltrainError(
+                f"{run_dir} stopped before its first checkpoint, so there is nothing to resume from; "
+                f"train it again: dltrain train {run_dir / 'config.yaml'} (set training.checkpoint_every to checkpoint periodically)"
+            )
+        data = prepare_data(cfg)
+        if data.fingerprint != summary.get("data_fingerprint"):
+            raise DltrainError(f"the data are not those {run_dir} was trained on (their fingerprint differs); resuming would mix two datasets")
+        t = build_training(cfg, data)
+        loop = restore_checkpoint(t, run_dir / CHECKPOINT, cfg)
+        run = RunWriter(run_dir, history_columns("dev" in data.X, t.net.L if cfg.training.log_norms else 0), rows=loop["history"])
+        run.flush_history()
+        summary.update(status="running", host=platform.node(), pid=os.getpid(),
+                       resumed=[*summary.get("resumed", []), {"epoch": loop["epoch"] + 1,
+                                                             "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}])
+        run.write_json("summary.json", summary)
+        return fit(cfg, data, t, run, summary, progress, interrupt, loop)
 
 
 class Reproduction(NamedTuple):

@@ -7,6 +7,8 @@ every column except `seconds` (wall time), metrics.json exactly.
 import copy
 import csv
 import json
+import os
+import platform
 import threading
 
 import h5py
@@ -15,7 +17,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from dltrain import workflows
+from dltrain import runs, workflows
 from dltrain.cli import app
 from dltrain.config import validate_config
 from dltrain.errors import DltrainError, Interrupted
@@ -336,3 +338,52 @@ def test_a_run_file_that_cannot_be_written_fails_the_run_cleanly(tmp_path, monke
     assert res.output.strip() == f"error: cannot write {tmp_path / 'run' / 'checkpoint.h5'}: No space left on device"
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert (summary["status"], summary["epochs_run"]) == ("failed", 2)
+
+
+def interrupted_run(run_dir):
+    progress, event = stop_at(1)
+    with pytest.raises(Interrupted):
+        workflows.train(config(early_stopping=False, epochs=6), run_dir=run_dir, progress=progress, interrupt=event)
+    return run_dir
+
+
+@pytest.mark.skipif(runs.fcntl is None, reason="no fcntl.flock on this platform")
+def test_a_locked_run_is_not_resumed(tmp_path):
+    run = interrupted_run(tmp_path / "run")
+    before = (run / "summary.json").read_text()
+    with runs.training_lock(run):
+        res = runner.invoke(app, ["train", "--resume", str(run)])
+    assert res.exit_code == 1 and res.output == f"error: {run} is being trained by another process: wait for it to finish, or stop it (Ctrl-C) first\n"
+    assert (run / "summary.json").read_text() == before
+    assert workflows.resume(run).summary["status"] == "completed"
+
+
+@pytest.mark.skipif(runs.fcntl is None, reason="no fcntl.flock on this platform")
+def test_a_running_summary_whose_pid_now_names_another_process_resumes(tmp_path, monkeypatch):
+    """A run killed before a reboot: its pid now belongs to an unrelated live process."""
+    run = interrupted_run(tmp_path / "run")
+    summary = json.loads((run / "summary.json").read_text())
+    summary.update(status="running", host=platform.node(), pid=os.getppid())
+    (run / "summary.json").write_text(json.dumps(summary))
+    assert workflows.still_running(summary)
+    with monkeypatch.context() as m:
+        m.setattr(runs, "fcntl", None)  # no lock to go by: the pid check is all there is, and it is fooled
+        with pytest.raises(DltrainError, match=f"still being trained by process {os.getppid()}: stop it first"):
+            workflows.resume(run)
+    assert workflows.resume(run).summary["status"] == "completed"
+
+
+def test_the_lock_ends_with_the_training(tmp_path):
+    done = workflows.train(config(early_stopping=False, epochs=2), run_dir=tmp_path / "done").run_dir
+    with pytest.raises(DltrainError, match="is completed: there is nothing to resume"):
+        workflows.resume(done)
+    assert workflows.resume(interrupted_run(tmp_path / "cut")).summary["status"] == "completed"
+    diverging = validate_config({"data": {"dataset": "moons"}, "model": {"layers": ["auto", 5, 2, 1]},
+                                 "optimizer": {"learning_rate": 1e6}, "training": {"epochs": 20, "checkpoint_every": 1}})
+    with pytest.raises(DltrainError, match="diverged"):
+        workflows.train(diverging, run_dir=tmp_path / "diverged")
+    with pytest.raises(DltrainError, match="diverged and would diverge again"):
+        workflows.resume(tmp_path / "diverged")
+    for run_dir in ("done", "cut", "diverged"):
+        with runs.training_lock(tmp_path / run_dir) as locked:
+            assert locked == (runs.fcntl is not None)

@@ -1,11 +1,16 @@
 """Reading run folders back (load_run, history parsing) and the evaluation-only writer."""
 
+import errno
 import json
+import re
 
 import pytest
 
+from dltrain import runs
 from dltrain.errors import DltrainError
-from dltrain.runs import RunWriter, list_run_dirs, load_run, read_history, write_evaluation_file
+from dltrain.runs import RunWriter, list_run_dirs, load_run, read_history, training_lock, write_evaluation_file
+
+needs_flock = pytest.mark.skipif(runs.fcntl is None, reason="no fcntl.flock on this platform")
 
 
 def make_run(folder, status="completed", metrics=True):
@@ -63,3 +68,31 @@ def test_evaluation_writer_never_touches_training_files(tmp_path):
             write_evaluation_file(run, name, "x")
     assert json.loads((run / "metrics.json").read_text()) == {"train": {"accuracy": 0.9}}
     assert not [p for p in run.iterdir() if ".tmp" in p.name]
+
+
+@needs_flock
+def test_training_lock_is_exclusive_until_released(tmp_path):
+    taken = f"^{re.escape(str(tmp_path))} is being trained by another process: "
+    with training_lock(tmp_path) as locked:
+        assert locked
+        # flock belongs to an open file, not a process: a second open conflicts even in this one.
+        with pytest.raises(DltrainError, match=taken), training_lock(tmp_path):
+            pass
+    with pytest.raises(RuntimeError), training_lock(tmp_path):
+        raise RuntimeError("training failed")
+    with training_lock(tmp_path) as locked:
+        assert locked
+    assert (tmp_path / ".lock").read_bytes() == b""
+
+
+@needs_flock
+def test_training_lock_is_not_taken_where_nothing_can_be_locked(tmp_path, monkeypatch):
+    def refused(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(runs.fcntl, "flock", refused)
+    with training_lock(tmp_path) as locked, training_lock(tmp_path) as again:
+        assert (locked, again) == (False, False)
+    monkeypatch.setattr(runs, "fcntl", None)
+    with training_lock(tmp_path / "missing") as locked:
+        assert not locked

@@ -34,10 +34,10 @@ def dltrain(*args, **kwargs):
                             stderr=subprocess.PIPE, text=True, **kwargs)
 
 
-def start_and_wait_for(tmp_path, run_dir, ready: str):
+def start_and_wait_for(tmp_path, run_dir, ready: str, tree=TREE):
     """Start training into run_dir; return the process once run_dir/ready exists."""
     config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump(TREE))
+    config.write_text(yaml.safe_dump(tree))
     proc = dltrain("train", str(config), "--run-dir", str(run_dir), "-q")
     deadline = time.monotonic() + 300
     while not (run_dir / ready).exists():
@@ -45,6 +45,9 @@ def start_and_wait_for(tmp_path, run_dir, ready: str):
         assert time.monotonic() < deadline
         time.sleep(0.01)
     return proc
+
+
+TAKEN = "is being trained by another process: wait for it to finish, or stop it (Ctrl-C) first"
 
 
 def weights(path):
@@ -106,6 +109,8 @@ def parse(path):
         with h5py.File(path) as f:
             f.visititems(lambda name, node: node[()] if isinstance(node, h5py.Dataset) else None)
             dict(f.attrs)
+    elif path.name == ".lock":
+        assert path.stat().st_size == 0  # only ever locked, never written
     else:
         raise AssertionError(f"unexpected file {path.name}")
 
@@ -125,10 +130,66 @@ def test_sigkill_leaves_only_complete_files_and_resumes_bit_identical(tmp_path, 
             continue
         parse(path)
 
-    resume(run)
-    assert not [p for p in run.iterdir() if p.name.startswith(".")]
+    resume(run)  # the killed process's lock went with it
+    assert [p.name for p in run.iterdir() if p.name.startswith(".")] == [".lock"]
     assert weights(run / "model.h5") == weights(uninterrupted / "model.h5")
     assert history_without_seconds(run) == history_without_seconds(uninterrupted)
+
+
+def test_a_resume_is_refused_while_another_process_holds_the_lock(tmp_path):
+    """The moment a pid check misses: another resume has taken the folder but not yet marked it running."""
+    run = tmp_path / "run"
+    proc = start_and_wait_for(tmp_path, run, "checkpoint.h5")
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=600)
+    before = (run / "summary.json").read_text()
+    assert json.loads(before)["status"] == "interrupted"
+    hold = "import fcntl, sys; f = open(sys.argv[1], 'a'); fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); sys.stdin.read()"
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(run / ".lock")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        refused = dltrain("train", "--resume", str(run), "-q")
+        out, err = refused.communicate(timeout=600)
+        assert refused.returncode == 1 and out == ""
+        assert err == f"error: {run} {TAKEN}\n"
+        assert (run / "summary.json").read_text() == before
+    finally:
+        holder.communicate(input="", timeout=60)  # closing its stdin ends the holder, and the lock with it
+    resume(run)
+    assert json.loads((run / "summary.json").read_text())["status"] == "completed"
+
+
+def test_of_two_resumes_started_together_one_trains_and_the_other_is_refused(tmp_path):
+    run = tmp_path / "run"
+    endless = {**TREE, "training": {**TREE["training"], "epochs": 10**6}}
+    proc = start_and_wait_for(tmp_path, run, "checkpoint.h5", endless)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=600)
+    assert proc.returncode == 130
+    resumes = [dltrain("train", "--resume", str(run), "-q") for _ in range(2)]
+    try:
+        deadline = time.monotonic() + 300
+        while all(p.poll() is None for p in resumes):
+            assert time.monotonic() < deadline, "neither resume was refused"
+            time.sleep(0.05)
+        [refused] = [p for p in resumes if p.poll() is not None]
+        [trains] = [p for p in resumes if p is not refused]
+        out, err = refused.communicate()
+        assert refused.returncode == 1 and out == ""
+        assert err == f"error: {run} {TAKEN}\n"
+        while json.loads((run / "summary.json").read_text()).get("pid") != trains.pid:
+            assert trains.poll() is None, trains.communicate()
+            time.sleep(0.05)
+        trains.send_signal(signal.SIGINT)
+        trains.communicate(timeout=600)
+        assert trains.returncode == 130
+    finally:
+        for p in resumes:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and len(summary["resumed"]) == 1
 
 
 def test_signal_handlers_set_the_event_then_abort_and_are_restored():
