@@ -1029,21 +1029,37 @@ def apply_values(tree: dict, values: dict, source: str) -> Config:
     return validate_config(tree, source=source)
 
 
-def check_space(tree: dict, space: dict, first: dict, source: str) -> None:
-    """Before any training: every key path must exist in the config and accept both ends of its range and every choice.
+def check_space(tree: dict, space: dict, source: str) -> None:
+    """Before any value is drawn: every key path must exist in the config and accept both ends of its range and every choice.
 
-    The first trial's values are applied together first (an unknown key path is reported once);
-    then each probe changes one key of them, so keys that depend on each other (a choice of layer
-    lists and one layer's size) are probed together.
+    Keys are probed in file order, one end or option at a time, on top of a value already accepted
+    for each earlier key, so keys that depend on each other (a choice of layer lists, then one
+    layer's size) are probed together and every problem is reported with the end or option that
+    causes it, never with a random draw, which is not in the space file. A problem every value of a
+    key has (an unknown key path) is reported once, without a value.
     """
-    apply_values(tree, first, source)
+    accepted: dict = {}
     problems: list[str] = []
     for key, d in space.items():
-        for value in d.options if d.kind == "choice" else (d.low, d.high):
+        if d.kind == "choice":
+            probes = [(value, f"{key}={value!r}") for value in d.options]
+        else:
+            probes = [(d.low, f"{key}={d.low!r} (the low end of {d.spec()})"), (d.high, f"{key}={d.high!r} (the high end of {d.spec()})")]
+        failures: dict[str, list[str]] = {}  # problem -> the probes that have it
+        for value, label in probes:
             try:
-                apply_values(tree, {**first, key: value}, f"{source}: {key}={value!r}")
+                apply_values(tree, {**accepted, key: value}, source)
             except DltrainError as e:
-                problems += [line for line in str(e).splitlines() if line not in problems]
+                for line in str(e).splitlines():
+                    failures.setdefault(line, []).append(label)
+            else:
+                accepted.setdefault(key, value)
+        for line, labels in failures.items():
+            if len(labels) == len(probes):
+                labelled = [line]
+            else:
+                labelled = [f"{source}: {label}: {line.removeprefix(f'{source}: ')}" for label in labels]
+            problems += [line for line in labelled if line not in problems]
     if problems:
         raise DltrainError("\n".join(problems), 2)
 
@@ -1148,7 +1164,7 @@ def search(
     if rounds > 1 and trials < 2 * rounds:
         raise DltrainError(f"--trials {trials} is too few for --rounds {rounds}: each round needs at least 2 trials", 2)
     sizes = search_lib.round_sizes(trials, rounds)
-    check_space(tree, space, search_lib.sample_trials(space, 1, search_lib.round_rng(seed, 1))[0], space_source)
+    check_space(tree, space, space_source)
     first = plan_round(tree, space, out, 1, 1, sizes[0], seed, space_source)
     spec = {"config": json.loads(json.dumps(tree, default=str)), "space": {k: d.spec() for k, d in space.items()},
             "seed": seed, "trials": trials, "rounds": rounds, "metric": metric}
