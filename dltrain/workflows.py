@@ -85,33 +85,47 @@ class Prepared(NamedTuple):
     fingerprint: str  # of the loaded dataset, before any split or normalization
 
 
-def prepare_data(cfg: Config, normalization: dict[str, np.ndarray] | None = None) -> Prepared:
+def data_source(data) -> str:
+    """How messages name a config's data: its file, else its dataset."""
+    return getattr(data, "path", None) or f"dataset {data.dataset}"
+
+
+def prepare_data(cfg: Config, trained: "Trained | None" = None) -> Prepared:
     """Load, check against the model, carve the dev/test splits, normalize with train statistics.
 
-    `normalization`: statistics to apply instead of computing them from the train split (a
-    trained model's saved ones, so evaluation sees exactly the inputs training saw).
+    `trained`: the finished run whose model will be evaluated on this data. Its saved
+    normalization statistics are applied instead of computing them from the train split (so
+    evaluation sees exactly the inputs training saw), and since its shape can no longer change, a
+    mismatch asks for other data rather than another config.
     """
     ds = load_dataset(cfg.data)
     n_x = ds.X_train.shape[0]
     first = cfg.model.layers[0]
+    source = data_source(cfg.data)
+    like_run = "" if trained is None else f", such as the data the run was trained on ({data_source(trained.cfg.data)})"
     if first != "auto" and first != n_x:
+        if trained is not None:
+            raise DltrainError(f"X has {n_x} features (X.shape={ds.X_train.shape}) but the trained model's input size is {first}; "
+                               f"evaluate it on data with {first} features{like_run}")
         raise DltrainError(
             f"X has {n_x} features but layer 1 expects {first} (X.shape={ds.X_train.shape}); "
             f"set model.layers[0] to {n_x} or 'auto'"
         )
     n_out = cfg.model.layers[-1]
     n_classes = len(ds.classes)
-    source = getattr(cfg.data, "path", None) or f"dataset {cfg.data.dataset}"
     if cfg.model.output_activation == "sigmoid" and n_classes > 2:
+        fix = (f"use output_activation: softmax with layers[-1] = {n_classes}" if trained is None
+               else f"evaluate it on data with 2 classes{like_run}")
         raise DltrainError(
-            f"the data ({source}) has {n_classes} classes (labels 0..{n_classes - 1}) but the output layer is 1 sigmoid unit; "
-            f"use output_activation: softmax with layers[-1] = {n_classes}"
+            f"the data ({source}) has {n_classes} classes (labels 0..{n_classes - 1}) but the output layer is 1 sigmoid unit; {fix}"
         )
     if cfg.model.output_activation == "softmax" and n_out != n_classes:
-        raise DltrainError(f"the data ({source}) has {n_classes} classes (labels 0..{n_classes - 1}) but the softmax output layer has {n_out} units")
+        fix = "" if trained is None else f"; evaluate it on data with {n_out} classes{like_run}"
+        raise DltrainError(f"the data ({source}) has {n_classes} classes (labels 0..{n_classes - 1}) "
+                           f"but the softmax output layer has {n_out} units{fix}")
     splits = split_dataset(ds, cfg.data, np.random.default_rng(cfg.data.split_seed))
     split_X, split_y = {k: v.X for k, v in splits.items()}, {k: v.y for k, v in splits.items()}
-    stats = normalization_stats(split_X["train"], cfg.data.normalize) if normalization is None else normalization
+    stats = normalization_stats(split_X["train"], cfg.data.normalize) if trained is None else trained.normalization
     dtype = np.dtype(cfg.dtype)
     # Column-major: each example (column) is contiguous, so the training loop gathers shuffled
     # mini-batches as contiguous rows of X.T without first copying the whole training set.
@@ -1306,7 +1320,7 @@ def evaluate_run(
     model = load_trained(run_dir)
     cfg = data_override(model.cfg, data) if data is not None else model.cfg
     try:
-        prepared = prepare_data(cfg, normalization=model.normalization)
+        prepared = prepare_data(cfg, trained=model)
     except DltrainError as e:
         # Missing data files and a model that does not fit the data (input size, classes) end here.
         raise DltrainError(f"cannot evaluate {model.run_dir / 'model.h5'} on this data: {e}", e.exit_code) from None
@@ -1397,6 +1411,15 @@ def run_row(record) -> dict:
     for split in ("train", "dev", "test"):
         row[f"{split}_accuracy"] = metrics.get(split, {}).get("accuracy")
     return {k: row[k] for k in RUN_COLUMNS}
+
+
+def runs_folder(runs_dir: Path) -> Path:
+    """The folder whose runs `dltrain runs` lists: runs_dir, or for a search folder (no run folders
+    of its own) its trials/ folder, where the search keeps every trial's run folder."""
+    trials = Path(runs_dir) / "trials"
+    if not list_run_dirs(runs_dir) and trials.is_dir() and list_run_dirs(trials):
+        return trials
+    return Path(runs_dir)
 
 
 def run_table(runs_dir: Path = Path("runs"), sort: str | None = None) -> list[dict]:
