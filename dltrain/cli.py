@@ -483,12 +483,13 @@ def _cell(value) -> str:
 
 @app.command()
 def runs(
-    runs_dir: Path = typer.Argument(Path("runs"), help="Folder holding run folders."),
+    runs_dir: Path = typer.Argument(Path("runs"), help="Folder holding run folders, or a search folder (lists its trials)."),
     sort: Optional[str] = typer.Option(None, "--sort", help="Sort by a column, e.g. dev_accuracy (accuracies best first)."),
     as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
 ):
-    """A table of the runs in a folder: data, key hyperparameters, epochs, accuracies, duration, status."""
+    """A table of the runs in a folder (a search folder: its trials): data, key hyperparameters, epochs, accuracies, duration, status."""
     try:
+        runs_dir = workflows.runs_folder(runs_dir)
         rows = workflows.run_table(runs_dir, sort)
     except DltrainError as e:
         fail(e)

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from dltrain.errors import DltrainError
 
@@ -24,6 +25,21 @@ MAX_CONFIG_DEPTH = 50
 class Strict(BaseModel):
     # Every float must be finite: inf or nan would only surface later as a diverged or empty run.
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
+
+
+_MISSING = object()
+
+
+def field_error(path: str, allowed: str, got: Any = _MISSING) -> PydanticCustomError:
+    """A validator's complaint about one field below the value it validates, for format_errors.
+
+    `path` is relative to that value ('layers[2]' in a model validator of `model`, '[1]' in a field
+    validator of a list, '' for the value itself); `got` is the field's value, left out for a key
+    that is missing. Without this, a model validator's error would name only its section and quote
+    the whole section as the value received.
+    """
+    ctx = {"field": path, "allowed": allowed} if got is _MISSING else {"field": path, "allowed": allowed, "got": got}
+    return PydanticCustomError("field", "{allowed}", ctx)
 
 
 MAX_SEED = 2**32 - 1  # numpy's RandomState takes seeds in [0, 2**32 - 1]
@@ -60,14 +76,14 @@ class DataBase(Strict):
     @model_validator(mode="after")
     def _check_splits(self):
         if self.dev_size is not None and self.dev_fraction > 0:
-            raise ValueError("give dev_fraction or dev_size, not both")
+            raise field_error("dev_size", f"give dev_fraction or dev_size, not both (dev_fraction is {self.dev_fraction})", self.dev_size)
         if self.test_fraction is not None:
             reason = self.own_test()
             if reason:
-                raise ValueError(f"test_fraction is only for data without a test part, but {reason}")
+                raise field_error("test_fraction", f"test_fraction is only for data without a test part, but {reason}", self.test_fraction)
             if self.dev_fraction + self.test_fraction >= 1:
-                raise ValueError(f"dev_fraction + test_fraction must be below 1 to leave training examples, "
-                                 f"got {self.dev_fraction} + {self.test_fraction}")
+                raise field_error("test_fraction", f"dev_fraction + test_fraction must be below 1 to leave training examples "
+                                                   f"(dev_fraction is {self.dev_fraction})", self.test_fraction)
         return self
 
 
@@ -150,16 +166,20 @@ class FileData(DataBase):
     def _check_csv(self):
         is_csv = self.path.lower().endswith(".csv")
         if is_csv and self.label_column is None:
-            raise ValueError("a .csv file needs label_column: the header name of the column holding the labels")
+            raise field_error("label_column", "a .csv file needs label_column: the header name of the column holding the labels")
         if not is_csv and self.label_column is not None:
-            raise ValueError("label_column is only for .csv files; name arrays with x_train/y_train/x_test/y_test")
+            raise field_error("label_column", "label_column is only for .csv files; name arrays with x_train/y_train/x_test/y_test",
+                              self.label_column)
         keys = [k for k in ("x_train", "y_train", "x_test", "y_test") if getattr(self, k) != type(self).model_fields[k].default]
         if is_csv and keys:
-            raise ValueError(f"a .csv file has one table: drop {', '.join(keys)} (carve a test set with test_fraction)")
+            raise field_error(keys[0], f"a .csv file has one table: drop {', '.join(keys)} (carve a test set with test_fraction)",
+                              getattr(self, keys[0]))
         if (self.x_test is None) != (self.y_test is None):
-            raise ValueError("set both x_test and y_test, or both to null")
+            null, other = ("x_test", "y_test") if self.x_test is None else ("y_test", "x_test")
+            raise field_error(null, f"set both x_test and y_test, or both to null ({other} is {getattr(self, other)!r})", None)
         if self.classes is not None and len(set(self.classes)) != len(self.classes):
-            raise ValueError(f"classes must be distinct names, got {self.classes}")
+            repeated = next(c for c in self.classes if self.classes.count(c) > 1)
+            raise field_error("classes", f"classes must be distinct names ({repeated!r} is repeated)", self.classes)
         return self
 
 
@@ -189,7 +209,7 @@ DataConfig = Annotated[
 
 
 class ModelConfig(Strict):
-    layers: list[int | str] = Field(
+    layers: list[int | Literal["auto"]] = Field(
         description="units per layer from input to output; the first may be 'auto' (n_x from the data)"
     )
     hidden_activation: Literal["relu", "leaky_relu", "tanh", "sigmoid"] = "relu"
@@ -205,18 +225,21 @@ class ModelConfig(Strict):
         if len(layers) < 2:
             raise ValueError("layers needs the input size and at least one layer, e.g. [auto, 4, 1]")
         for i, n in enumerate(layers):
-            if not (n == "auto" and i == 0) and not (isinstance(n, int) and n >= 1):
-                allowed = "a whole number >= 1 or 'auto'" if i == 0 else "a whole number >= 1"
-                raise ValueError(f"layers[{i}] must be {allowed}, got {n!r}")
+            if i == 0 and n == "auto":
+                continue
+            if n == "auto":
+                raise field_error(f"[{i}]", "a whole number >= 1 ('auto' only as the input size, layers[0])", n)
+            if n < 1:
+                raise field_error(f"[{i}]", "a whole number >= 1 or 'auto'" if i == 0 else "a whole number >= 1", n)
         return layers
 
     @model_validator(mode="after")
     def _check_output(self):
-        n_out = self.layers[-1]
+        last, n_out = f"layers[{len(self.layers) - 1}]", self.layers[-1]
         if self.output_activation == "softmax" and n_out < 2:
-            raise ValueError(f"softmax needs at least 2 output units (one per class), got layers[-1]={n_out}")
+            raise field_error(last, "softmax needs at least 2 output units (one per class)", n_out)
         if self.output_activation == "sigmoid" and n_out != 1:
-            raise ValueError(f"a sigmoid output has exactly 1 unit, got layers[-1]={n_out}; use softmax for classes")
+            raise field_error(last, "a sigmoid output has exactly 1 unit; use output_activation: softmax for more than 2 classes", n_out)
         return self
 
 
@@ -315,7 +338,8 @@ class TrainingConfig(Strict):
     @model_validator(mode="after")
     def _check_shuffle_seeds(self):
         if self.shuffle_seed + self.epochs > MAX_SEED:
-            raise ValueError(f"shuffle_seed + epochs must be at most {MAX_SEED} (course mode seeds epoch i with shuffle_seed + 1 + i)")
+            raise field_error("shuffle_seed", f"shuffle_seed + epochs must be at most {MAX_SEED} (epochs is {self.epochs}; "
+                                              f"course mode seeds epoch i with shuffle_seed + 1 + i)", self.shuffle_seed)
         return self
 
 
@@ -339,9 +363,9 @@ class RegularizationConfig(Strict):
     @field_validator("keep_prob")
     @classmethod
     def _check_keep_prob(cls, value):
-        for p in value if isinstance(value, list) else [value]:
+        for i, p in enumerate(value if isinstance(value, list) else [value]):
             if not 0.0 < p <= 1.0:
-                raise ValueError(f"keep_prob must be in (0, 1] (1 = no dropout), got {p}")
+                raise field_error(f"[{i}]" if isinstance(value, list) else "", "keep_prob must be in (0, 1] (1 = no dropout)", p)
         return value
 
 
@@ -378,9 +402,9 @@ class Config(Strict):
         keep_prob = self.regularization.keep_prob
         n_hidden = len(self.model.layers) - 2
         if isinstance(keep_prob, list) and len(keep_prob) != n_hidden:
-            raise ValueError(
-                f"regularization.keep_prob lists {len(keep_prob)} values but the model has {n_hidden} hidden layers"
-            )
+            layers = "hidden layer" if n_hidden == 1 else "hidden layers"
+            raise field_error("regularization.keep_prob", f"keep_prob lists {len(keep_prob)} values but the model has {n_hidden} {layers} "
+                                                          f"(model.layers is {self.model.layers}): give one value per hidden layer", keep_prob)
         return self
 
 
@@ -603,22 +627,38 @@ def _literal_values(annotation) -> tuple:
     return getattr(annotation, "__args__", ())
 
 
-def _clean_loc(loc: tuple, tree: Any) -> str:
-    """Field path without pydantic's union tags: ('optimizer', 'adam', 'beta2') -> 'optimizer.beta2'."""
-    parts, node = [], tree
-    i = 0
-    while i < len(loc):
-        part = loc[i]
-        if isinstance(part, str) and ("[" in part or "-" in part and part.startswith("function")):
-            i += 1
+# Errors whose last location part is the key itself (absent, or not allowed), not a value's field.
+_KEY_ERRORS = ("missing", "extra_forbidden")
+
+
+def _user_path(err: dict, tree: Any) -> tuple[list, int | None]:
+    """The error's location as the user's key path, and where in it a union branch was dropped.
+
+    pydantic puts what it tried into the location: a discriminated member's tag ('optimizer',
+    'adam', 'beta2'), a plain union's branch ('keep_prob', 'float'), a dict key's '[key]'. None of
+    these is a key the user wrote, so a part is kept only when it is a key of the mapping (or an
+    index of the list) the user wrote there, or the missing or unknown key itself. A field_error's
+    path is appended. Returns (parts, position of the last dropped part or None).
+    """
+    parts, node, branch = [], tree, None
+    loc = err["loc"]
+    for i, part in enumerate(loc):
+        if isinstance(node, dict):
+            is_key = part in node or (i == len(loc) - 1 and err["type"] in _KEY_ERRORS)
+        else:
+            is_key = isinstance(node, list) and isinstance(part, int)
+        if not is_key:
+            branch = len(parts)
             continue
-        if len(parts) == 1 and parts[0] in _TAGGED_UNIONS and isinstance(node, dict):
-            if node.get(_TAGGED_UNIONS[parts[0]]) == part and part not in node:
-                i += 1
-                continue
         parts.append(part)
         node = _child(node, part)
-        i += 1
+    if err["type"] == "field" and err["ctx"]["field"]:
+        parts += split_path(err["ctx"]["field"])
+    return parts, branch
+
+
+def _path_text(parts: list) -> str:
+    """['model', 'layers', 2] -> 'model.layers[2]', the --set syntax."""
     out = ""
     for p in parts:
         out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
@@ -635,14 +675,29 @@ def _child(node: Any, part: str | int) -> Any:
 
 def format_errors(error: ValidationError, source: str, tree: Any) -> list[str]:
     """One line per problem: 'source: field.path: got VALUE; what is allowed'."""
+    located = [(err, *_user_path(err, tree)) for err in error.errors()]
+    unions: dict[tuple, list] = {}
+    for err, parts, branch in located:
+        if branch is not None:
+            unions.setdefault(tuple(parts[:branch]), []).append((err, parts))
     lines = []
-    for err in error.errors():
-        loc = _clean_loc(err["loc"], tree)
-        got = err.get("input")
-        msg = err["msg"]
+    for err, parts, branch in located:
+        loc = _path_text(parts)
+        if branch is not None:
+            # A value no branch of a union accepts gets one error per branch. A branch that got inside
+            # the value (a list with one wrong item) names the real problem; else one line lists the branches.
+            union = unions[tuple(parts[:branch])]
+            if any(len(p) > branch for _, p in union):
+                if len(parts) == branch:
+                    continue
+            elif len(union) > 1:
+                if err is union[0][0]:
+                    allowed = " or ".join(dict.fromkeys(e["msg"].removeprefix("Input should be ") for e, _ in union))
+                    lines.append(f"{source}: {loc}: got {_short(err.get('input'))}; allowed: {allowed}")
+                continue
         if err["type"] == "extra_forbidden":
-            key = str(err["loc"][-1])
-            parent = _model_at(_split_loc(loc)[:-1], tree)
+            key = str(parts[-1])
+            parent = _model_at(parts[:-1], tree)
             allowed = sorted(parent.model_fields) if parent else []
             close = difflib.get_close_matches(key, allowed, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
@@ -652,7 +707,7 @@ def format_errors(error: ValidationError, source: str, tree: Any) -> list[str]:
         if err["type"] in ("literal_error", "union_tag_invalid"):
             expected = err.get("ctx", {}).get("expected", "") or err.get("ctx", {}).get("expected_tags", "")
             options = re.findall(r"'([^']*)'", expected)
-            tag = err.get("ctx", {}).get("tag", got)
+            tag = err.get("ctx", {}).get("tag", err.get("input"))
             close = difflib.get_close_matches(str(tag), options, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             lines.append(f"{source}: {loc}: got {_short(tag)}; allowed: {', '.join(options)}{hint}")
@@ -660,13 +715,12 @@ def format_errors(error: ValidationError, source: str, tree: Any) -> list[str]:
         if err["type"] == "missing":
             lines.append(f"{source}: {loc}: required key is missing")
             continue
-        msg = msg.removeprefix("Value error, ")
-        lines.append(f"{source}: {loc}: got {_short(got)}; {msg}")
+        if err["type"] == "field" and "got" not in err["ctx"]:
+            lines.append(f"{source}: {loc}: {err['msg']}")
+            continue
+        got = err["ctx"]["got"] if err["type"] == "field" else err.get("input")
+        lines.append(f"{source}: {loc}: got {_short(got)}; {err['msg'].removeprefix('Value error, ')}")
     return lines
-
-
-def _split_loc(loc: str) -> list:
-    return [int(p[1:-1]) if p.startswith("[") else p for p in re.findall(r"\[\d+\]|[^.\[\]]+", loc)]
 
 
 def _short(value: Any) -> str:

@@ -86,33 +86,47 @@ class Prepared(NamedTuple):
     fingerprint: str  # of the loaded dataset, before any split or normalization
 
 
-def prepare_data(cfg: Config, normalization: dict[str, np.ndarray] | None = None) -> Prepared:
+def data_source(data) -> str:
+    """How messages name a config's data: its file, else its dataset."""
+    return getattr(data, "path", None) or f"dataset {data.dataset}"
+
+
+def prepare_data(cfg: Config, trained: "Trained | None" = None) -> Prepared:
     """Load, check against the model, carve the dev/test splits, normalize with train statistics.
 
-    `normalization`: statistics to apply instead of computing them from the train split (a
-    trained model's saved ones, so evaluation sees exactly the inputs training saw).
+    `trained`: the finished run whose model will be evaluated on this data. Its saved
+    normalization statistics are applied instead of computing them from the train split (so
+    evaluation sees exactly the inputs training saw), and since its shape can no longer change, a
+    mismatch asks for other data rather than another config.
     """
     ds = load_dataset(cfg.data)
     n_x = ds.X_train.shape[0]
     first = cfg.model.layers[0]
+    source = data_source(cfg.data)
+    like_run = "" if trained is None else f", such as the data the run was trained on ({data_source(trained.cfg.data)})"
     if first != "auto" and first != n_x:
+        if trained is not None:
+            raise DltrainError(f"X has {n_x} features (X.shape={ds.X_train.shape}) but the trained model's input size is {first}; "
+                               f"evaluate it on data with {first} features{like_run}")
         raise DltrainError(
             f"X has {n_x} features but layer 1 expects {first} (X.shape={ds.X_train.shape}); "
             f"set model.layers[0] to {n_x} or 'auto'"
         )
     n_out = cfg.model.layers[-1]
     n_classes = len(ds.classes)
-    source = getattr(cfg.data, "path", None) or f"dataset {cfg.data.dataset}"
     if cfg.model.output_activation == "sigmoid" and n_classes > 2:
+        fix = (f"use output_activation: softmax with layers[-1] = {n_classes}" if trained is None
+               else f"evaluate it on data with 2 classes{like_run}")
         raise DltrainError(
-            f"the data ({source}) has {n_classes} classes (labels 0..{n_classes - 1}) but the output layer is 1 sigmoid unit; "
-            f"use output_activation: softmax with layers[-1] = {n_classes}"
+            f"the data ({source}) has {n_classes} classes (labels 0..{n_classes - 1}) but the output layer is 1 sigmoid unit; {fix}"
         )
     if cfg.model.output_activation == "softmax" and n_out != n_classes:
-        raise DltrainError(f"the data ({source}) has {n_classes} classes (labels 0..{n_classes - 1}) but the softmax output layer has {n_out} units")
+        fix = "" if trained is None else f"; evaluate it on data with {n_out} classes{like_run}"
+        raise DltrainError(f"the data ({source}) has {n_classes} classes (labels 0..{n_classes - 1}) "
+                           f"but the softmax output layer has {n_out} units{fix}")
     splits = split_dataset(ds, cfg.data, np.random.default_rng(cfg.data.split_seed))
     split_X, split_y = {k: v.X for k, v in splits.items()}, {k: v.y for k, v in splits.items()}
-    stats = normalization_stats(split_X["train"], cfg.data.normalize) if normalization is None else normalization
+    stats = normalization_stats(split_X["train"], cfg.data.normalize) if trained is None else trained.normalization
     dtype = np.dtype(cfg.dtype)
     # Column-major: each example (column) is contiguous, so the training loop gathers shuffled
     # mini-batches as contiguous rows of X.T without first copying the whole training set.
@@ -1040,21 +1054,37 @@ def apply_values(tree: dict, values: dict, source: str) -> Config:
     return validate_config(tree, source=source)
 
 
-def check_space(tree: dict, space: dict, first: dict, source: str) -> None:
-    """Before any training: every key path must exist in the config and accept both ends of its range and every choice.
+def check_space(tree: dict, space: dict, source: str) -> None:
+    """Before any value is drawn: every key path must exist in the config and accept both ends of its range and every choice.
 
-    The first trial's values are applied together first (an unknown key path is reported once);
-    then each probe changes one key of them, so keys that depend on each other (a choice of layer
-    lists and one layer's size) are probed together.
+    Keys are probed in file order, one end or option at a time, on top of a value already accepted
+    for each earlier key, so keys that depend on each other (a choice of layer lists, then one
+    layer's size) are probed together and every problem is reported with the end or option that
+    causes it, never with a random draw, which is not in the space file. A problem every value of a
+    key has (an unknown key path) is reported once, without a value.
     """
-    apply_values(tree, first, source)
+    accepted: dict = {}
     problems: list[str] = []
     for key, d in space.items():
-        for value in d.options if d.kind == "choice" else (d.low, d.high):
+        if d.kind == "choice":
+            probes = [(value, f"{key}={value!r}") for value in d.options]
+        else:
+            probes = [(d.low, f"{key}={d.low!r} (the low end of {d.spec()})"), (d.high, f"{key}={d.high!r} (the high end of {d.spec()})")]
+        failures: dict[str, list[str]] = {}  # problem -> the probes that have it
+        for value, label in probes:
             try:
-                apply_values(tree, {**first, key: value}, f"{source}: {key}={value!r}")
+                apply_values(tree, {**accepted, key: value}, source)
             except DltrainError as e:
-                problems += [line for line in str(e).splitlines() if line not in problems]
+                for line in str(e).splitlines():
+                    failures.setdefault(line, []).append(label)
+            else:
+                accepted.setdefault(key, value)
+        for line, labels in failures.items():
+            if len(labels) == len(probes):
+                labelled = [line]
+            else:
+                labelled = [f"{source}: {label}: {line.removeprefix(f'{source}: ')}" for label in labels]
+            problems += [line for line in labelled if line not in problems]
     if problems:
         raise DltrainError("\n".join(problems), 2)
 
@@ -1159,7 +1189,7 @@ def search(
     if rounds > 1 and trials < 2 * rounds:
         raise DltrainError(f"--trials {trials} is too few for --rounds {rounds}: each round needs at least 2 trials", 2)
     sizes = search_lib.round_sizes(trials, rounds)
-    check_space(tree, space, search_lib.sample_trials(space, 1, search_lib.round_rng(seed, 1))[0], space_source)
+    check_space(tree, space, space_source)
     first = plan_round(tree, space, out, 1, 1, sizes[0], seed, space_source)
     spec = {"config": json.loads(json.dumps(tree, default=str)), "space": {k: d.spec() for k, d in space.items()},
             "seed": seed, "trials": trials, "rounds": rounds, "metric": metric}
@@ -1301,7 +1331,7 @@ def evaluate_run(
     model = load_trained(run_dir)
     cfg = data_override(model.cfg, data) if data is not None else model.cfg
     try:
-        prepared = prepare_data(cfg, normalization=model.normalization)
+        prepared = prepare_data(cfg, trained=model)
     except DltrainError as e:
         # Missing data files and a model that does not fit the data (input size, classes) end here.
         raise DltrainError(f"cannot evaluate {model.run_dir / 'model.h5'} on this data: {e}", e.exit_code) from None
@@ -1392,6 +1422,15 @@ def run_row(record) -> dict:
     for split in ("train", "dev", "test"):
         row[f"{split}_accuracy"] = metrics.get(split, {}).get("accuracy")
     return {k: row[k] for k in RUN_COLUMNS}
+
+
+def runs_folder(runs_dir: Path) -> Path:
+    """The folder whose runs `dltrain runs` lists: runs_dir, or for a search folder (no run folders
+    of its own) its trials/ folder, where the search keeps every trial's run folder."""
+    trials = Path(runs_dir) / "trials"
+    if not list_run_dirs(runs_dir) and trials.is_dir() and list_run_dirs(trials):
+        return trials
+    return Path(runs_dir)
 
 
 def run_table(runs_dir: Path = Path("runs"), sort: str | None = None) -> list[dict]:

@@ -44,7 +44,7 @@ def test_registries_match_config_names():
     [
         ("optimizer", {"name": "gd", "learning_rate": -0.1}, "cfg: optimizer.learning_rate: got -0.1; Input should be greater than 0"),
         ("model.hidden_activation", "rleu", "cfg: model.hidden_activation: got 'rleu'; allowed: relu, leaky_relu, tanh, sigmoid; did you mean 'relu'?"),
-        ("model.layers", ["auto", 0, 1], "cfg: model.layers: got ['auto', 0, 1]; layers[1] must be a whole number >= 1, got 0"),
+        ("model.layers", ["auto", 0, 1], "cfg: model.layers[1]: got 0; a whole number >= 1"),
         ("optimizr", {"name": "gd"}, "did you mean 'optimizer'?"),
         ("optimizer", {"name": "adamw"}, "cfg: optimizer: got 'adamw'; allowed: gd, momentum, rmsprop, adam; did you mean 'adam'?"),
         ("optimizer", {"name": "gd", "beta2": 0.9}, "cfg: optimizer.beta2: unknown key; allowed here: learning_rate, name"),
@@ -64,12 +64,45 @@ def test_errors_name_field_value_and_allowed(path, value, expected):
         ("training", {"batch_size": True}, "training.batch_size: got True; Input should be a valid integer"),
         ("seed", True, "seed: got True; Input should be a valid integer"),
         ("regularization", {"l2": "0.5"}, "regularization.l2: got '0.5'; Input should be a valid number"),
-        ("model.layers", ["auto", True, 1], "model.layers[1].int: got True"),
+        ("model.layers", ["auto", True, 1], "model.layers[1]: got True; allowed: a valid integer or 'auto'"),
     ],
 )
 def test_no_coercion_of_booleans_or_strings_into_numbers(path, value, expected):
     """A YAML `true` or a quoted number is a mistake, not the integer 1 or a float."""
     assert any(expected in line for line in problems(with_(path, value)))
+
+
+@pytest.mark.parametrize(
+    "path,value,expected",
+    [
+        ("model.output_activation", "softmax", "cfg: model.layers[2]: got 1; softmax needs at least 2 output units (one per class)"),
+        ("model.layers", [2, 4, 3], "cfg: model.layers[2]: got 3; a sigmoid output has exactly 1 unit; use output_activation: softmax"),
+        ("model.layers", ["x", 4, 1], "cfg: model.layers[0]: got 'x'; allowed: a valid integer or 'auto'"),
+        ("model.layers", [2, "auto", 1], "cfg: model.layers[1]: got 'auto'; a whole number >= 1 ('auto' only as the input size, layers[0])"),
+        ("regularization.keep_prob", [0.5, 0.5], "cfg: regularization.keep_prob: got [0.5, 0.5]; keep_prob lists 2 values but the model "
+                                                 "has 1 hidden layer (model.layers is ['auto', 4, 1]): give one value per hidden layer"),
+        ("regularization.keep_prob", [1.5], "cfg: regularization.keep_prob[0]: got 1.5; keep_prob must be in (0, 1] (1 = no dropout)"),
+        ("training", {"epochs": 10, "shuffle_seed": 2**32 - 5}, "cfg: training.shuffle_seed: got 4294967291; shuffle_seed + epochs must be at most"),
+    ],
+)
+def test_cross_field_errors_name_the_field_and_its_value(path, value, expected):
+    """A model validator's error names the offending field below its section, not the section with its whole mapping."""
+    lines = problems(with_(path, value))
+    assert any(line.startswith(expected) for line in lines), lines
+
+
+@pytest.mark.parametrize(
+    "path,value,expected",
+    [
+        ("regularization.keep_prob", "high", ["cfg: regularization.keep_prob: got 'high'; allowed: a valid number or a valid list"]),
+        ("regularization.keep_prob", [0.5, "a"], ["cfg: regularization.keep_prob[1]: got 'a'; Input should be a valid number"]),
+        ("model.layers", [2, 4.5, 1], ["cfg: model.layers[1]: got 4.5; allowed: a valid integer or 'auto'"]),
+        ("optimizer", {"name": "adam", "beta2": "x"}, ["cfg: optimizer.beta2: got 'x'; Input should be a valid number"]),
+    ],
+)
+def test_union_branches_are_not_in_the_path(path, value, expected):
+    """pydantic's union branch names (.float, .int, .str) are not keys: one line at the user's key path says what is allowed."""
+    assert problems(with_(path, value)) == expected
 
 
 def test_exponents_without_a_dot_are_numbers(tmp_path):
@@ -129,19 +162,20 @@ def test_dataset_names_match_loaders_and_catalog():
 @pytest.mark.parametrize(
     "data,expected",
     [
-        ({"dataset": "moons", "dev_fraction": 0.1, "dev_size": 5}, "give dev_fraction or dev_size, not both"),
+        ({"dataset": "moons", "dev_fraction": 0.1, "dev_size": 5}, "cfg: data.dev_size: got 5; give dev_fraction or dev_size, not both"),
         ({"dataset": "moons", "dev_size": 0}, "cfg: data.dev_size: got 0; Input should be greater than or equal to 1"),
-        ({"dataset": "cat", "test_fraction": 0.1}, "test_fraction is only for data without a test part, but cat has its own test file"),
+        ({"dataset": "cat", "test_fraction": 0.1},
+         "cfg: data.test_fraction: got 0.1; test_fraction is only for data without a test part, but cat has its own test file"),
         ({"dataset": "signs", "test_fraction": 0.1}, "signs has its own test file"),
         ({"dataset": "circles", "test_fraction": 0.1}, "set test: null to carve one instead"),
         ({"dataset": "images", "path": "a.h5", "test_path": "b.h5", "test_fraction": 0.1}, "test_path is set"),
-        ({"dataset": "moons", "dev_fraction": 0.5, "test_fraction": 0.5}, "dev_fraction + test_fraction must be below 1"),
+        ({"dataset": "moons", "dev_fraction": 0.5, "test_fraction": 0.5}, "cfg: data.test_fraction: got 0.5; dev_fraction + test_fraction must be below 1"),
         ({"dataset": "file", "path": "d.txt"}, "cfg: data.path: got 'd.txt'; path must end in .npz, .h5, .hdf5, .mat, .csv"),
-        ({"dataset": "file", "path": "d.csv"}, "a .csv file needs label_column"),
-        ({"dataset": "file", "path": "d.npz", "label_column": "y"}, "label_column is only for .csv files"),
-        ({"dataset": "file", "path": "d.csv", "label_column": "y", "x_test": "xv"}, "a .csv file has one table: drop x_test"),
-        ({"dataset": "file", "path": "d.npz", "y_test": None}, "set both x_test and y_test, or both to null"),
-        ({"dataset": "file", "path": "d.npz", "classes": ["a", "a"]}, "classes must be distinct names"),
+        ({"dataset": "file", "path": "d.csv"}, "cfg: data.label_column: a .csv file needs label_column"),
+        ({"dataset": "file", "path": "d.npz", "label_column": "y"}, "cfg: data.label_column: got 'y'; label_column is only for .csv files"),
+        ({"dataset": "file", "path": "d.csv", "label_column": "y", "x_test": "xv"}, "cfg: data.x_test: got 'xv'; a .csv file has one table: drop x_test"),
+        ({"dataset": "file", "path": "d.npz", "y_test": None}, "cfg: data.y_test: got None; set both x_test and y_test, or both to null (x_test is 'x_test')"),
+        ({"dataset": "file", "path": "d.npz", "classes": ["a", "a"]}, "cfg: data.classes: got ['a', 'a']; classes must be distinct names ('a' is repeated)"),
         ({"dataset": "file", "path": "d.npz", "layout": "cols"}, "cfg: data.layout: got 'cols'; allowed: rows, columns; did you mean 'columns'?"),
         ({"dataset": "file"}, "cfg: data.path: required key is missing"),
         ({"dataset": "images", "path": "a.npz"}, "cfg: data.path: got 'a.npz'; expected an .h5 or .hdf5 file"),

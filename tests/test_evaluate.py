@@ -150,7 +150,23 @@ def test_evaluate_failures_exit_1(tmp_path, planar_run, monkeypatch):
     monkeypatch.setitem(core.LOADERS, "planar", lambda d: (np.zeros((3, 8)), np.arange(8) % 2, None, None, ["a", "b"], None))
     res = evaluate(planar_run[0])
     assert res.exit_code == 1
-    assert "on this data: X has 3 features but layer 1 expects 2" in res.output
+    assert "on this data: X has 3 features (X.shape=(3, 8)) but the trained model's input size is 2" in res.output
+
+
+def test_evaluate_on_data_the_model_does_not_fit_asks_for_other_data(tmp_path, planar_run):
+    """The model of a finished run cannot change, so the advice is about the data (both sizes), never about model.layers."""
+    rs = np.random.RandomState(0)
+    np.savez(tmp_path / "wide.npz", x_train=rs.normal(size=(30, 5)), y_train=np.arange(30) % 2)
+    np.savez(tmp_path / "three.npz", x_train=rs.normal(size=(30, 2)), y_train=np.arange(30) % 3)
+    res = evaluate(planar_run[0], "--data", tmp_path / "wide.npz")
+    assert res.exit_code == 1 and "model.layers" not in res.output
+    assert res.output.strip() == (
+        f"error: cannot evaluate {planar_run[0] / 'model.h5'} on this data: X has 5 features (X.shape=(5, 30)) but the trained "
+        "model's input size is 2; evaluate it on data with 2 features, such as the data the run was trained on (dataset planar)")
+    res = evaluate(planar_run[0], "--data", tmp_path / "three.npz")
+    assert res.exit_code == 1 and "output_activation" not in res.output
+    assert ("has 3 classes (labels 0..2) but the output layer is 1 sigmoid unit; "
+            "evaluate it on data with 2 classes, such as the data the run was trained on (dataset planar)") in res.output
 
 
 def blobs(n_x, classes, m=60, seed=0):
@@ -226,6 +242,15 @@ def test_runs_table_and_compare(tmp_path, planar_run):
     assert table.exit_code == 0 and "fast" in table.output and "2 runs" in table.output
     res = runner.invoke(app, ["runs", str(runs_dir), "--sort", "dev_acc"])
     assert res.exit_code == 2 and "not a column" in res.output
+
+    # A search folder keeps its runs in trials/: `runs` lists them and its title names that folder.
+    search = tmp_path / "search"
+    (search / "trials").mkdir(parents=True)
+    train(search / "trials", PLANAR, "trial-001", "training.epochs=5")
+    (search / "leaderboard.csv").write_text("rank,trial\n")
+    table = runner.invoke(app, ["runs", str(search)])
+    assert table.exit_code == 0 and "trial-001" in table.output and f"1 runs in {search / 'trials'}" in table.output
+    assert [r["run"] for r in json.loads(runner.invoke(app, ["runs", str(search), "--json"]).output)] == ["trial-001"]
 
     out = tmp_path / "cmp.png"
     res = runner.invoke(app, ["compare", str(runs_dir / "fast"), str(runs_dir / "slow"), str(planar_run[0]), "--out", str(out)])
