@@ -100,7 +100,9 @@ def test_in_place_updates_equal_the_course_formulas_bit_for_bit(name, opt, rng):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_adam_split_over_two_threads_equals_the_course_formula(dtype, rng, monkeypatch):
-    """Large arrays are updated in two row halves at once (kernels.run_split); here even a 5x4 one."""
+    """Large arrays are updated by the compiled loop in two row halves at once (kernels.run_split); here
+    even a 5x4 one. Smaller arrays take NumPy (test_in_place_updates_equal_the_course_formulas_bit_for_bit)."""
+    monkeypatch.setattr(kernels, "COMPILED_MIN", 1)
     monkeypatch.setattr(kernels, "SPLIT_MIN", 1)
     submitted = []
     pool = kernels._helper()

@@ -12,17 +12,23 @@ does with Python floats. `error_model="numpy"` drops the ZeroDivisionError branc
 LLVM from vectorizing divisions; there is no fastmath, so nothing is reassociated or fused.
 
 Loops index 2-D arrays as [i, j], which is right for any memory layout (every parameter and
-activation in the engine is 2-D) and fast for C order. numba is imported and each loop compiled on
-first use (cached on disk), so commands that never train do not pay for it.
+activation in the engine is 2-D) and fast for C order. Arrays below COMPILED_MIN elements take the
+NumPy expression instead: the bits are the same, small arrays gain nothing from a compiled pass, and
+runs of small networks (planar, moons, most tests) never import numba. numba is imported and each
+loop compiled in memory on first use, about 1.5 s once per process. Not cached on disk on purpose:
+numba's cache index is written without a lock, and two processes compiling the same loop for
+different dtypes at once can leave a cache that fails every later run.
 """
 
 import functools
 import math
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
+# Arrays smaller than this use NumPy (see above).
+COMPILED_MIN = 1 << 14
 # Below this many elements a second thread costs more to start than it saves.
 SPLIT_MIN = 1 << 17
 
@@ -32,10 +38,7 @@ def compiled(loop):
     """loop, compiled by numba for the argument types of each call."""
     import numba
 
-    try:
-        return numba.njit(nogil=True, error_model="numpy", cache=True)(loop)
-    except RuntimeError:  # no writable cache folder (read-only install and home): compile in memory
-        return numba.njit(nogil=True, error_model="numpy")(loop)
+    return numba.njit(nogil=True, error_model="numpy")(loop)
 
 
 @functools.cache
@@ -45,7 +48,7 @@ def _helper() -> ThreadPoolExecutor | None:
     return ThreadPoolExecutor(1, thread_name_prefix="dltrain-kernel") if cpus > 1 else None
 
 
-# A forked child (search trials) inherits the executor object but not its thread.
+# A forked child inherits the executor object but not its thread.
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_helper.cache_clear)
 
@@ -58,15 +61,39 @@ def run_split(loop, arrays: tuple[np.ndarray, ...], *scalars) -> None:
     fn = compiled(loop)
     rows = arrays[0].shape[0]
     pool = _helper() if arrays[0].size >= SPLIT_MIN and rows > 1 else None
-    if pool is None:
+    h = rows // 2
+    try:
+        other = pool.submit(fn, *(a[h:] for a in arrays), *scalars) if pool is not None else None
+    except RuntimeError:  # the interpreter is shutting down (training in a thread that outlived main)
+        other = None
+    if other is None:
         fn(*arrays, *scalars)
         return
-    h = rows // 2
-    other = pool.submit(fn, *(a[h:] for a in arrays), *scalars)
     try:
         fn(*(a[:h] for a in arrays), *scalars)
     finally:
-        other.result()  # never leave the helper writing into arrays the caller goes on to use
+        # Never return (or raise) while the helper still writes into arrays the caller goes on to
+        # use: a Ctrl-C that interrupts the wait is held until the helper is done.
+        interrupted = None
+        while True:
+            try:
+                wait([other])
+                break
+            except KeyboardInterrupt as exc:
+                interrupted = exc
+        if interrupted is not None:
+            raise interrupted
+        other.result()  # the helper's own exception, if any
+
+
+def c_order(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The arrays, transposed when they are all column-major, so the loops walk memory in order.
+
+    Elementwise results do not depend on orientation; a wide first layer leaves Z column-major.
+    """
+    if all(a.flags.f_contiguous and not a.flags.c_contiguous for a in arrays):
+        return tuple(a.T for a in arrays)
+    return arrays
 
 
 def _relu(Z, A, zero):
@@ -78,8 +105,10 @@ def _relu(Z, A, zero):
 
 def relu(Z):
     """np.maximum(Z, 0). Z (n, m) -> A (n, m), a new array in Z's layout."""
+    if Z.size < COMPILED_MIN:
+        return np.maximum(Z, 0)
     A = np.empty_like(Z)
-    compiled(_relu)(Z, A, Z.dtype.type(0))
+    compiled(_relu)(*c_order(Z, A), Z.dtype.type(0))
     return A
 
 
@@ -91,8 +120,10 @@ def _relu_backward(dA, A, dZ, one, zero):
 
 def relu_backward(dA, A):
     """dA * (A > 0), the mask cast to dA's dtype as NumPy does. dA, A (n, m) -> dZ (n, m)."""
+    if dA.size < COMPILED_MIN:
+        return dA * (A > 0)
     dZ = np.empty_like(dA)
-    compiled(_relu_backward)(dA, A, dZ, dA.dtype.type(1), dA.dtype.type(0))
+    compiled(_relu_backward)(*c_order(dA, A, dZ), dA.dtype.type(1), dA.dtype.type(0))
     return dZ
 
 
@@ -113,7 +144,8 @@ def adam_update(theta, g, v, s, beta1, beta2, c1, c2, lr, epsilon) -> None:
         v = beta1 v + (1 - beta1) g;  s = beta2 s + (1 - beta2) g^2
         theta -= lr (v / c1) / (sqrt(s / c2) + epsilon)      with c1 = 1 - beta1^t, c2 = 1 - beta2^t
 
-    theta, g, v, s are 2-D arrays of one shape and dtype; the scalars are Python floats.
+    theta, g, v, s are 2-D arrays of one shape and dtype, of at least COMPILED_MIN elements (the
+    optimizer updates smaller ones with NumPy); the scalars are Python floats.
     """
     f = theta.dtype.type
     scalars = (f(beta1), f(1.0 - beta1), f(beta2), f(1.0 - beta2), f(c1), f(c2), f(lr), f(epsilon))

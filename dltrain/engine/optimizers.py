@@ -49,7 +49,8 @@ class GD:
         for key, a in arrays.items():
             if "/" in key:
                 slot, k = key.split("/", 1)
-                getattr(self, slot)[k] = np.array(a)
+                # Native byte order: a checkpoint written on a big-endian machine reads back big-endian.
+                getattr(self, slot)[k] = np.array(a, dtype=a.dtype.newbyteorder("="))
 
 
 class Momentum(GD):
@@ -115,8 +116,26 @@ class Adam(GD):
             if v is None:
                 v = self.v[k] = np.zeros_like(g)
                 self.s[k] = np.zeros_like(g)
-            # One compiled pass instead of NumPy's 14 (the update was a fifth of a wide net's step).
-            kernels.adam_update(params[k], g, v, self.s[k], self.beta1, self.beta2, c1, c2, float(lr), self.epsilon)
+            if g.size >= kernels.COMPILED_MIN:
+                # One compiled pass instead of NumPy's 14 (the update was a fifth of a wide net's step).
+                kernels.adam_update(params[k], g, v, self.s[k], self.beta1, self.beta2, c1, c2, float(lr), self.epsilon)
+            else:
+                self._update(params[k], g, v, self.s[k], *self.scratch(k, g, 2), float(lr), c1, c2)
+
+    def _update(self, theta, g, v, s, tmp, denom, lr, c1, c2):
+        """The same update with NumPy, in place; tmp and denom are scratch."""
+        beta1, beta2 = self.beta1, self.beta2
+        v *= beta1
+        v += np.multiply(g, 1.0 - beta1, out=tmp)
+        s *= beta2
+        np.multiply(g, g, out=tmp)
+        s += np.multiply(tmp, 1.0 - beta2, out=tmp)
+        np.divide(s, c2, out=denom)
+        np.sqrt(denom, out=denom)
+        denom += self.epsilon
+        np.divide(v, c1, out=tmp)
+        tmp *= lr
+        theta -= np.divide(tmp, denom, out=tmp)
 
 
 OPTIMIZERS = {"gd": GD, "momentum": Momentum, "rmsprop": RMSprop, "adam": Adam}
