@@ -3,8 +3,8 @@
 Per-parameter state lives in dicts keyed by the parameter's name (v["W1"], s["gamma2"]), created
 lazily; `t` counts update steps (one per mini-batch). The learning rate is passed in, never owned.
 
-Every update is written with `out=` into per-parameter scratch arrays (Adam: one compiled loop,
-see kernels.py), so a step allocates nothing: on large layers fresh temporaries cost more than the
+Every update is written with `out=` into per-parameter scratch arrays (Adam on arrays of
+kernels.COMPILED_MIN elements or more: one compiled loop), so a step allocates nothing: on large layers fresh temporaries cost more than the
 arithmetic (page faults, cache misses). The order of operations is the course's, so results are
 bit-for-bit its formulas. Scratch arrays have the gradient's dtype, so a float32 run stays float32.
 """
@@ -111,6 +111,7 @@ class Adam(GD):
         self.t += 1
         t = self.t
         c1, c2 = 1.0 - self.beta1**t, 1.0 - self.beta2**t
+        lr = float(lr)
         for k, g in grads.items():
             v = self.v.get(k)
             if v is None:
@@ -118,9 +119,9 @@ class Adam(GD):
                 self.s[k] = np.zeros_like(g)
             if g.size >= kernels.COMPILED_MIN:
                 # One compiled pass instead of NumPy's 14 (the update was a fifth of a wide net's step).
-                kernels.adam_update(params[k], g, v, self.s[k], self.beta1, self.beta2, c1, c2, float(lr), self.epsilon)
+                kernels.adam_update(params[k], g, v, self.s[k], self.beta1, self.beta2, c1, c2, lr, self.epsilon)
             else:
-                self._update(params[k], g, v, self.s[k], *self.scratch(k, g, 2), float(lr), c1, c2)
+                self._update(params[k], g, v, self.s[k], *self.scratch(k, g, 2), lr, c1, c2)
 
     def _update(self, theta, g, v, s, tmp, denom, lr, c1, c2):
         """The same update with NumPy, in place; tmp and denom are scratch."""
