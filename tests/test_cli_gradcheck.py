@@ -47,8 +47,8 @@ def test_pass_table_and_json(tmp_path):
 def course_bug(real):
     """The course's broken backward, injected into the engine: dW2 doubled, db1 computed with 4/m."""
 
-    def dense_backward(dZ, cache, need_dA_prev=True):
-        dA_prev, dW, db = real(dZ, cache, need_dA_prev)
+    def dense_backward(dZ, cache, need_dA_prev=True, dW_out=None):
+        dA_prev, dW, db = real(dZ, cache, need_dA_prev, dW_out)
         if cache.W.shape == (3, 4):  # layer 2 of the 2-4-3-1 net
             dW = 2 * dW
         if cache.W.shape == (4, 2):  # layer 1

@@ -153,3 +153,18 @@ def test_same_seed_same_weights_and_course_stream():
     for l, (n, n_prev) in enumerate([(4, 5), (3, 4), (1, 3)], start=1):
         np.testing.assert_array_equal(course[f"W{l}"], rs.randn(n, n_prev) * np.sqrt(2 / n_prev))
         np.testing.assert_array_equal(course[f"b{l}"], np.zeros((n, 1)))
+
+
+def test_backward_into_an_earlier_steps_gradients_gives_the_same_bits():
+    """The training loop reuses its previous step's weight gradients as the output arrays."""
+    rng = np.random.default_rng(5)
+    net = make_net([6, 5, 4, 3], "relu", "softmax", l2=0.7, l1=0.2)
+    params, state = init_params(net, INITIALIZERS["he"], rng, 1.0)
+    X, Y = data(rng, 6, 3, 8)
+    AL, cache = forward(X, params, net, state)
+    stale = {k: np.full_like(v, np.nan) for k, v in backward(AL, Y, cache, params, net, 20).items()}
+    arrays = {k: stale[k] for k in net.weight_keys}
+    grads = backward(AL, Y, cache, params, net, 20, out=stale)
+    fresh = backward(AL, Y, cache, params, net, 20)
+    assert all(grads[k] is arrays[k] for k in net.weight_keys)  # written in place, nothing allocated
+    assert set(grads) == set(fresh) and all(np.array_equal(grads[k], fresh[k]) for k in fresh)

@@ -34,15 +34,16 @@ def dense_forward(A_prev, W, b):
     return Z, DenseCache(A_prev, W)
 
 
-def dense_backward(dZ, cache, need_dA_prev=True):
+def dense_backward(dZ, cache, need_dA_prev=True, dW_out=None):
     """dZ (n, m) -> dA_prev (n_prev, m) or None, dW (n, n_prev), db (n, 1).
 
     dZ already carries the 1/m of the cost. The first layer's dA_prev (the input gradient) is
     never used in training, so the caller skips it: it is the largest product of the step.
+    dW_out: a C-contiguous (n, n_prev) array to write dW into (the same bits as a new one).
     """
     # Unlike dense_forward, the course's product is also the fastest for wide inputs: with 2 threads
     # the transposed GEMM plus the copy back to W's C layout took 1.35x as long on cat-deep's layer 1.
-    dW = dZ @ cache.A_prev.T
+    dW = np.matmul(dZ, cache.A_prev.T, out=dW_out)
     db = dZ.sum(axis=1, keepdims=True)
     dA_prev = cache.W.T @ dZ if need_dA_prev else None
     return dA_prev, dW, db

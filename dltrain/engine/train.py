@@ -89,6 +89,7 @@ def train_epochs(
     rows_Y = np.ascontiguousarray(Y.T) if rows_X is not None else None
     use_dropout = net.has_dropout
     use_bn = any(s.batch_norm for s in net.layers)
+    grads = None  # each step's weight gradients are written into the previous step's arrays
     for epoch in range(start_epoch, epochs):
         started = time.perf_counter()
         if augment is not None:
@@ -111,7 +112,7 @@ def train_epochs(
             mb = Yb.shape[1]
             data_total += data_cost * mb
             penalty_total += pen * mb
-            grads = backward(AL, Yb, cache, params, net, m)
+            grads = backward(AL, Yb, cache, params, net, m, out=grads)
             if grad_norms:
                 # Taken before the update, in case an optimizer ever reuses the gradient buffers.
                 norms = {k: float(np.linalg.norm(grads[k])) for k in net.weight_keys}
