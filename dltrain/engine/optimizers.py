@@ -4,9 +4,11 @@ Per-parameter state lives in dicts keyed by the parameter's name (v["W1"], s["ga
 lazily; `t` counts update steps (one per mini-batch). The learning rate is passed in, never owned.
 
 Every update is written with `out=` into per-parameter scratch arrays (Adam on arrays of
-kernels.COMPILED_MIN elements or more: one compiled loop), so a step allocates nothing: on large layers fresh temporaries cost more than the
-arithmetic (page faults, cache misses). The order of operations is the course's, so results are
-bit-for-bit its formulas. Scratch arrays have the gradient's dtype, so a float32 run stays float32.
+kernels.COMPILED_MIN elements or more: one compiled loop), so a step allocates nothing: on large
+layers fresh temporaries cost more than the arithmetic (page faults, cache misses). The order of
+operations is the course's, so results are bit-for-bit its formulas, except the compiled Adam loop,
+which uses an algebraically equal order with fewer divisions (see kernels.adam_update). Scratch
+arrays have the gradient's dtype, so a float32 run stays float32.
 """
 
 import numpy as np
@@ -118,7 +120,8 @@ class Adam(GD):
                 v = self.v[k] = np.zeros_like(g)
                 self.s[k] = np.zeros_like(g)
             if g.size >= kernels.COMPILED_MIN:
-                # One compiled pass instead of NumPy's 14 (the update was a fifth of a wide net's step).
+                # One compiled pass instead of NumPy's 14 (the update was a fifth of a wide net's step);
+                # smaller arrays, such as the course's networks, keep the course's order below.
                 kernels.adam_update(params[k], g, v, self.s[k], self.beta1, self.beta2, c1, c2, lr, self.epsilon)
             else:
                 self._update(params[k], g, v, self.s[k], *self.scratch(k, g, 2), lr, c1, c2)
