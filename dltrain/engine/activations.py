@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
+from scipy.special import inv_boxcox
 
 from dltrain.engine import kernels
 
@@ -17,6 +18,18 @@ class Activation(NamedTuple):
     backward: Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
+def exp(X, out=None):
+    """e^X elementwise with the C library's exp. X (n, m) -> (n, m).
+
+    glibc's exp is within 0.51 units in the last place, so it is correctly rounded but for rare
+    ties and machines agree on its bits. NumPy's float64 exp is not: on AVX-512 CPUs it switches to a vectorized routine whose last bits
+    differ, and the planar course run, which amplifies them over its 10,000 steps, then ends 2e-5
+    off the course's printed cost. scipy's inverse Box-Cox transform at lambda = 0 is exactly the C
+    exp, in one ufunc pass (3.6 ns per element against NumPy's 1.2 ns on AVX-512).
+    """
+    return inv_boxcox(X, 0.0, out=out)
+
+
 def sigmoid(Z):
     """A = 1 / (1 + exp(-Z)), written so that exp never overflows. Z (n, m) -> A (n, m)."""
     # E = exp(-|Z|) is in (0, 1]; A is 1 / (1 + E) where Z >= 0 and E / (1 + E) elsewhere, both
@@ -24,7 +37,7 @@ def sigmoid(Z):
     # formula stays; it is computed in place to halve the allocations on small layers.
     E = np.abs(Z)
     np.negative(E, out=E)
-    np.exp(E, out=E)
+    exp(E, out=E)
     D = E + 1.0
     np.copyto(E, 1.0, where=Z >= 0)
     E /= D
@@ -84,7 +97,7 @@ def linear_backward(dA, A):
 
 def softmax(Z):
     """Column-wise softmax, shifted by the column max so exp never overflows. Z (C, m) -> A (C, m)."""
-    E = np.exp(Z - Z.max(axis=0, keepdims=True))
+    E = exp(Z - Z.max(axis=0, keepdims=True))
     return E / E.sum(axis=0, keepdims=True)
 
 
