@@ -112,6 +112,25 @@ def limit_threads(threads: int):
     return threadpool_limits(limits=threads, user_api="blas")
 
 
+def blas_description() -> str:
+    """NumPy's BLAS, its version and the kernels it chose, e.g. 'openblas 0.3.31, Haswell kernels'.
+
+    OpenBLAS picks its kernels for the CPU at load time unless OPENBLAS_CORETYPE names them; the
+    choice sets the GEMM rate (AVX2 against AVX-512), so tables from two machines compare only with it.
+    """
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown (threadpoolctl not installed)"
+    # scipy (loaded by scikit-learn) may bring a second OpenBLAS; the engine's products use NumPy's.
+    blas = sorted((lib for lib in threadpool_info() if lib["user_api"] == "blas"), key=lambda lib: "numpy" not in lib["filepath"])
+    if not blas:
+        return "unknown"
+    lib, forced = blas[0], os.environ.get("OPENBLAS_CORETYPE")
+    kernels = f", {lib['architecture']} kernels" if lib.get("architecture") else ""
+    return f"{lib['internal_api']} {lib['version']}{kernels}" + (f" (OPENBLAS_CORETYPE={forced})" if forced else "")
+
+
 # ---- the implementations: each returns run(epochs, k), training in place on the first k examples
 
 
@@ -414,7 +433,8 @@ def print_table(results: dict, overhead: dict | None, rates: dict, file=None) ->
     def emit(text: str) -> None:
         print(text, file=file or sys.stdout)
 
-    emit("GEMM rate: " + ", ".join(f"{dt} {rates[dt]:.1f} GFLOP/s" for dt in sorted(rates)) + f"; load average {os.getloadavg()[0]:.2f}")
+    emit(f"BLAS: {blas_description()}; GEMM rate: " + ", ".join(f"{dt} {rates[dt]:.1f} GFLOP/s" for dt in sorted(rates))
+         + f"; load average {os.getloadavg()[0]:.2f}")
     for wname, res in results.items():
         floors = ", ".join(f"{dt} {res[f'floor_{dt}_ms']:.3f} ms" for dt in DTYPES if f"floor_{dt}_ms" in res)
         emit(f"\n{wname} {describe(WORKLOADS[wname])}  (floor: {floors})")
@@ -484,7 +504,7 @@ def main(argv=None) -> int:
         if overhead is None:
             print("  (skipped: the course's cat files are not in datasets/ or ../shared/datasets)", file=sys.stderr)
     if args.json:  # JSON on stdout, the table on stderr for whoever watches
-        out = {"workloads": results}
+        out = {"workloads": results, "blas": blas_description(), "gemm_gflops": rates}
         if overhead is not None:
             out["train_overhead"] = overhead
         print_table(results, overhead, rates, file=sys.stderr)

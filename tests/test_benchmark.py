@@ -1,0 +1,29 @@
+"""benchmarks/engine.py: its JSON is read by scripts outside the repo (issue 9). No timing is asserted here."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+
+def test_json_has_the_issues_shape_for_the_peers_installed():
+    res = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "engine.py"), "--workloads", "W3", "--rounds", "1", "--steps", "5",
+         "--no-memory", "--no-train-overhead", "--json"],
+        capture_output=True, text=True, timeout=300, check=True,
+    )
+    out = json.loads(res.stdout)
+    assert list(out["workloads"]) == ["W3"]
+    w3 = out["workloads"]["W3"]
+    peers = [lib for lib, module in (("torch", "torch"), ("sklearn", "sklearn")) if importlib.util.find_spec(module)]
+    expected = {f"{lib}-{dt}" for lib in ["dltrain", *peers] for dt in ("f64", "f32")} | {"floor_f32_ms", "floor_f64_ms"}
+    assert set(w3) == expected
+    for impl in expected - {"floor_f32_ms", "floor_f64_ms"}:
+        assert w3[impl]["median_ms"] > 0 and w3[impl]["examples_per_s"] > 0
+    assert w3["floor_f32_ms"] > 0 and w3["floor_f64_ms"] > 0
+    assert set(out["gemm_gflops"]) == {"f32", "f64"} and out["blas"]
+    if peers:
+        assert w3["dltrain-f64"]["ratio_to_peer"] > 0
+    assert "Targets (issue 9)" in res.stderr  # the table goes to stderr with --json
