@@ -66,6 +66,10 @@ class EpochProgress:
                 TimeElapsedColumn(),
                 console=out,
                 transient=True,
+                # Redrawn by __call__ as epochs end (at most 10x/s); the background redraw only keeps the
+                # elapsed time ticking, and at rich's default 10x/s its thread took a core's time slices
+                # from the BLAS threads of a 2-core machine.
+                refresh_per_second=1,
             )
             self.task = self.bar.add_task("train", total=epochs, cost=float("nan"))
             self.bar.start()
@@ -74,7 +78,7 @@ class EpochProgress:
         if self.live:
             now = time.monotonic()
             if row is not None or now - self._drawn > 0.1:
-                self.bar.update(self.task, completed=r.epoch + 1, cost=r.cost)
+                self.bar.update(self.task, completed=r.epoch + 1, cost=r.cost, refresh=True)
                 self._drawn = now
         elif row is not None and not self.quiet:
             dev = f"  dev_cost {row['dev_cost']:.6f}  dev_accuracy {row['dev_accuracy']:.4f}" if "dev_cost" in row else ""

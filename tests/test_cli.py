@@ -1,11 +1,15 @@
 import csv
+import io
 import json
+from types import SimpleNamespace
 
 import h5py
 import pytest
 import yaml
+from rich.console import Console
 from typer.testing import CliRunner
 
+from dltrain import cli
 from dltrain.cli import app
 
 runner = CliRunner()
@@ -105,3 +109,15 @@ def test_load_trained_round_trip(tmp_path):
     assert (cost, acc) == (metrics["cost"], metrics["accuracy"])
     with pytest.raises(Exception, match="no model.h5"):
         load_trained(tmp_path)
+
+
+def test_live_progress_bar_redraws_as_epochs_end(monkeypatch):
+    """On a terminal the bar is redrawn by each epoch's update, not left to rich's once-a-second clock."""
+    screen = io.StringIO()
+    monkeypatch.setattr(cli, "out", Console(file=screen, force_terminal=True, width=100))
+    progress = cli.EpochProgress(5, quiet=False)
+    try:
+        progress(SimpleNamespace(epoch=2, cost=0.123456789), {"epoch": 2})
+        assert "epoch 3/5" in screen.getvalue() and "cost 0.123457" in screen.getvalue()
+    finally:
+        progress.close()
