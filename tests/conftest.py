@@ -24,6 +24,13 @@ def course_data_dir() -> Path | None:
 
 
 COURSE_DATA = course_data_dir()
+
+
+def blas_kernels() -> str | None:
+    """The kernel family of NumPy's OpenBLAS ('Haswell', 'SkylakeX', ...), or None for another BLAS."""
+    from threadpoolctl import threadpool_info
+
+    return next((lib.get("architecture") for lib in threadpool_info() if lib["internal_api"] == "openblas"), None)
 needs_course_data = pytest.mark.skipif(COURSE_DATA is None, reason="course data files not present")
 
 

@@ -3,9 +3,11 @@
 import csv
 from pathlib import Path
 
+import pytest
+
 from dltrain.config import load_config
 from dltrain.workflows import train
-from tests.conftest import COURSE_DATA, REPO, needs_course_data
+from tests.conftest import COURSE_DATA, REPO, blas_kernels, needs_course_data
 
 
 def run(config: str, tmp_path: Path, *overrides: str):
@@ -18,7 +20,14 @@ def run(config: str, tmp_path: Path, *overrides: str):
 def test_planar_reaches_90_percent(tmp_path):
     outcome, rows = run("planar.yaml", tmp_path)
     assert outcome.metrics["train"]["accuracy"] >= 0.90
-    assert round(rows[0], 6) == 0.693048 and round(rows[9000], 6) == 0.218637  # the course's printed costs
+    assert round(rows[0], 6) == 0.693048  # the course's printed costs
+    # The course's last digits come from BLAS kernels that round like OpenBLAS's AVX2 (Haswell) ones.
+    # Others (OpenBLAS's AVX-512 kernels, MKL, Accelerate) round some of planar's tiny products
+    # differently, and 10,000 steps at learning rate 1.2 carry that to the fifth digit (AVX-512: 0.218547).
+    if blas_kernels() == "Haswell":
+        assert round(rows[9000], 6) == 0.218637
+    else:
+        assert rows[9000] == pytest.approx(0.218637, abs=2e-4)
 
 
 @needs_course_data
