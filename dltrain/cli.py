@@ -77,7 +77,7 @@ class EpochProgress:
     def __call__(self, r, row):
         if self.live:
             now = time.monotonic()
-            if row is not None or now - self._drawn > 0.1:
+            if now - self._drawn > 0.1:
                 self.bar.update(self.task, completed=r.epoch + 1, cost=r.cost, refresh=True)
                 self._drawn = now
         elif row is not None and not self.quiet:

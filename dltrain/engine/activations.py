@@ -19,15 +19,19 @@ class Activation(NamedTuple):
 
 
 def exp(X, out=None):
-    """e^X elementwise with the C library's exp. X (n, m) -> (n, m).
+    """e^X elementwise; in float64 with the C library's exp. X (n, m) -> (n, m).
 
-    glibc's exp is within 0.51 units in the last place, so it is correctly rounded but for rare
-    ties and machines agree on its bits. NumPy's float64 exp is not: on AVX-512 CPUs it switches to a vectorized routine whose last bits
-    differ, and the planar course run, which amplifies them over its 10,000 steps, then ends 2e-5
-    off the course's printed cost. scipy's inverse Box-Cox transform at lambda = 0 is exactly the C
-    exp, in one ufunc pass (3.6 ns per element against NumPy's 1.2 ns on AVX-512).
+    NumPy's float64 exp switches to its own vectorized routine on AVX-512 CPUs, whose last bits
+    differ from the C library's in about 5% of values; the planar course run amplifies that over
+    its 10,000 steps and ended 2e-5 off the course's printed cost. scipy's inverse Box-Cox transform
+    at lambda = 0 is exactly the C exp, in one ufunc pass (3.6 ns per element against NumPy's 1.2);
+    glibc's is within 0.51 units in the last place whatever the CPU, so machines agree on its bits
+    but for rare near-ties. float32 reproduces no course number and keeps NumPy's exp, 7x faster
+    than the C exp in double.
     """
-    return inv_boxcox(X, 0.0, out=out)
+    if X.dtype == np.float64:
+        return inv_boxcox(X, 0.0, out=out)
+    return np.exp(X, out=out)
 
 
 def sigmoid(Z):
