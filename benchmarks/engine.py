@@ -112,21 +112,30 @@ def limit_threads(threads: int):
     return threadpool_limits(limits=threads, user_api="blas")
 
 
+def numpy_blas() -> dict | None:
+    """threadpoolctl's record of the BLAS NumPy's products use ('internal_api', 'version', 'architecture', ...).
+
+    None when threadpoolctl is not installed or lists no BLAS. The tests read it too (tests/conftest.py).
+    """
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return None
+    blas = [lib for lib in threadpool_info() if lib["user_api"] == "blas"]
+    # scipy can load its own OpenBLAS beside NumPy's BLAS (MKL, say); NumPy's wheels keep theirs in numpy.libs.
+    mine = [lib for lib in blas if "numpy" in lib["filepath"]] or [lib for lib in blas if "scipy" not in lib["filepath"]]
+    return mine[0] if mine else None
+
+
 def blas_description() -> str:
     """NumPy's BLAS, its version and the kernels it chose, e.g. 'openblas 0.3.31, Haswell kernels'.
 
     OpenBLAS picks its kernels for the CPU at load time unless OPENBLAS_CORETYPE names them; the
     choice sets the GEMM rate (AVX2 against AVX-512), so tables from two machines compare only with it.
     """
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return "unknown (threadpoolctl not installed)"
-    # scipy (loaded by scikit-learn) may bring a second OpenBLAS; the engine's products use NumPy's.
-    blas = sorted((lib for lib in threadpool_info() if lib["user_api"] == "blas"), key=lambda lib: "numpy" not in lib["filepath"])
-    if not blas:
-        return "unknown"
-    lib, forced = blas[0], os.environ.get("OPENBLAS_CORETYPE")
+    lib, forced = numpy_blas(), os.environ.get("OPENBLAS_CORETYPE")
+    if lib is None:
+        return "unknown (threadpoolctl not installed, or no BLAS listed)"
     kernels = f", {lib['architecture']} kernels" if lib.get("architecture") else ""
     return f"{lib['internal_api']} {lib['version']}{kernels}" + (f" (OPENBLAS_CORETYPE={forced})" if forced else "")
 

@@ -24,20 +24,15 @@ def course_data_dir() -> Path | None:
 
 
 COURSE_DATA = course_data_dir()
-
 needs_course_data = pytest.mark.skipif(COURSE_DATA is None, reason="course data files not present")
 
 
 def blas_kernels() -> str | None:
     """The kernel family of NumPy's OpenBLAS ('Haswell', 'SkylakeX', ...), or None for another BLAS."""
-    from threadpoolctl import threadpool_info
+    from benchmarks.engine import numpy_blas
 
-    blas = [lib for lib in threadpool_info() if lib["user_api"] == "blas"]
-    # scipy can load its own OpenBLAS beside NumPy's BLAS (MKL, say); NumPy's wheels keep theirs in numpy.libs.
-    numpy_blas = [lib for lib in blas if "numpy" in lib["filepath"]] or [lib for lib in blas if "scipy" not in lib["filepath"]]
-    if not numpy_blas or numpy_blas[0]["internal_api"] != "openblas":
-        return None
-    return numpy_blas[0].get("architecture")
+    lib = numpy_blas()
+    return lib.get("architecture") if lib is not None and lib["internal_api"] == "openblas" else None
 
 
 @pytest.fixture
