@@ -63,11 +63,11 @@ def mutated(draw):
         path = draw(st.sampled_from(targets))
         parent = node_at(tree, path[:-1])
         if kind == "replace":
-            parent[path[-1]] = draw(JUNK)
+            parent[path[-1]] = copy.deepcopy(draw(JUNK))
         elif kind == "delete":
             del parent[path[-1]]
         elif isinstance(parent, dict):
-            parent[draw(st.text(min_size=1, max_size=8))] = draw(JUNK)
+            parent[draw(st.text(min_size=1, max_size=8))] = copy.deepcopy(draw(JUNK))
     training = tree.get("training")
     if isinstance(training, dict) and isinstance(training.get("epochs"), int) and training["epochs"] > 2:
         training["epochs"] = 2  # a valid epoch count is not what this test explores; a huge one would just run long
