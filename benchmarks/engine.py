@@ -350,23 +350,25 @@ def course_data_dir() -> Path | None:
 
 
 def train_overhead(epochs: int, rounds: int) -> dict | None:
-    """Median over rounds of (loop time of workflows.train with progress) / (bare train_epochs loop) - 1."""
+    """Median over rounds of (loop time of dltrain.train with the live bar) / (bare train_epochs loop) - 1."""
     from rich.console import Console
 
-    from dltrain import cli, workflows
+    from dltrain.commands.build import build_network, build_optimizer, build_schedule, init_rng, prepare_data
+    from dltrain.commands.train import train
     from dltrain.config import load_config
     from dltrain.engine.initializers import INITIALIZERS
+    from dltrain.engine.model import init_params
     from dltrain.engine.train import train_epochs
+    from dltrain.progress import TerminalProgress
 
     data_dir = course_data_dir()
     if data_dir is None:
         return None
     cfg = load_config(REPO / "configs" / "cat_deep.yaml", [f"data.dir={data_dir}", f"training.epochs={epochs}", "data.dev_fraction=0.1"])
-    cli.out = Console(file=io.StringIO(), force_terminal=True, width=100)  # the live bar, drawn into memory
 
     def full() -> tuple[float, float]:
         stamps = []
-        progress = cli.EpochProgress(epochs, quiet=False)
+        progress = TerminalProgress(epochs, Console(file=io.StringIO(), force_terminal=True, width=100))  # drawn into memory
 
         def hook(r, row):
             progress(r, row)
@@ -374,19 +376,19 @@ def train_overhead(epochs: int, rounds: int) -> dict | None:
 
         started = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
-            workflows.train(cfg, run_dir=Path(tmp) / "run", progress=hook)
+            train(cfg, run_dir=Path(tmp) / "run", progress=hook)
         progress.close()
         return stamps[-1] - stamps[0], time.perf_counter() - started
 
     def bare() -> tuple[float, float]:
         started = time.perf_counter()
-        data = workflows.prepare_data(cfg)
-        net = workflows.build_network(cfg, data.n_x)
-        rng = workflows.init_rng(cfg)
-        params, state = workflows.init_params(net, INITIALIZERS[cfg.init.scheme], rng, cfg.init.scale, np.dtype(cfg.dtype))
+        data = prepare_data(cfg)
+        net = build_network(cfg, data.n_x)
+        rng = init_rng(cfg)
+        params, state = init_params(net, INITIALIZERS[cfg.init.scheme], rng, cfg.init.scale, np.dtype(cfg.dtype))
         stamps = []
-        for _ in train_epochs(data.X["train"], data.Y["train"], params, state, net, workflows.build_optimizer(cfg),
-                              workflows.build_schedule(cfg), epochs):
+        for _ in train_epochs(data.X["train"], data.Y["train"], params, state, net, build_optimizer(cfg),
+                              build_schedule(cfg), epochs):
             stamps.append(time.perf_counter())
         return stamps[-1] - stamps[0], time.perf_counter() - started
 

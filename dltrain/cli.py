@@ -1,44 +1,66 @@
-"""The typer app: parse, call one workflow, print with rich, map DltrainError to its exit code."""
+"""The typer app: parse, call the same function a Python user calls (dltrain.commands), print with
+rich, map DltrainError to its exit code.
+
+Commands import what they need when they run, so `dltrain --help`, `runs` and `config show` start
+without loading NumPy's engine, matplotlib or h5py.
+"""
 
 import json
 import math
-import os
-import signal
 import sys
-import threading
-import time
-from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 import typer
-import yaml
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from dltrain import workflows
-from dltrain.config import Config, load_config, load_space, load_tree, validate_config
-from dltrain.data.images import import_image_folder
+from dltrain import __version__
 from dltrain.errors import DltrainError, Interrupted
+from dltrain.render import (
+    CheckProgress,
+    SearchProgress,
+    cell,
+    counts_table,
+    err,
+    gradcheck_json,
+    out,
+    print_diagnosis,
+    print_gradcheck,
+    print_leaderboard,
+    print_results,
+    print_split,
+)
 
 app = typer.Typer(
     help="Config-driven deep-learning experiments on a NumPy engine (deeplearning.ai courses 1-2).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _version(value: bool):
+    if value:
+        out.print(f"dltrain {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: bool = typer.Option(False, "--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."),
+):
+    """Config-driven deep-learning experiments on a NumPy engine (deeplearning.ai courses 1-2)."""
 config_app = typer.Typer(help="Inspect configs: the resolved values and the JSON Schema.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 datasets_app = typer.Typer(help="The datasets: what is available, what a data section loads, image-folder import.",
                            no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
 
 SetOption = typer.Option(None, "--set", help="Override a config key: --set optimizer.learning_rate=0.01 (repeatable).")
 
@@ -50,82 +72,16 @@ def fail(e: DltrainError) -> None:
     raise typer.Exit(e.exit_code)
 
 
-class EpochProgress:
-    """A rich progress bar on a terminal, plain lines at logged epochs otherwise; redraws at most 10x/s."""
+def _load(config: Path, overrides: list[str] | None):
+    from dltrain.config import load_config
 
-    def __init__(self, epochs: int, quiet: bool):
-        self.quiet = quiet
-        self.live = not quiet and out.is_terminal
-        self.bar = None
-        self._drawn = 0.0
-        if self.live:
-            self.bar = Progress(
-                TextColumn("epoch {task.completed}/{task.total}"),
-                BarColumn(),
-                TextColumn("cost {task.fields[cost]:.6f}"),
-                TimeElapsedColumn(),
-                console=out,
-                transient=True,
-                # Redrawn by __call__ as epochs end (at most 10x/s); the background redraw only keeps the
-                # elapsed time ticking, and at rich's default 10x/s its thread took a core's time slices
-                # from the BLAS threads of a 2-core machine.
-                refresh_per_second=1,
-            )
-            self.task = self.bar.add_task("train", total=epochs, cost=float("nan"))
-            self.bar.start()
-
-    def __call__(self, r, row):
-        if self.live:
-            now = time.monotonic()
-            if now - self._drawn > 0.1:
-                self.bar.update(self.task, completed=r.epoch + 1, cost=r.cost, refresh=True)
-                self._drawn = now
-        elif row is not None and not self.quiet:
-            dev = f"  dev_cost {row['dev_cost']:.6f}  dev_accuracy {row['dev_accuracy']:.4f}" if "dev_cost" in row else ""
-            out.print(f"epoch {r.epoch:>6}  cost {r.cost:.6f}  lr {r.learning_rate:.6g}{dev}")
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.stop()
-            self.bar = None
-
-
-def _load(config: Path, overrides: list[str] | None) -> Config:
     return load_config(config, overrides or [])
 
 
-@contextmanager
-def stop_on_signals():
-    """Yield an event that SIGINT (Ctrl-C) and SIGTERM set, so training stops cleanly after the
-    current epoch; a second signal aborts at once. The previous handlers are restored on exit."""
-    stop = threading.Event()
-
-    def handler(signum, frame):
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        err.print(f"{signal.Signals(signum).name}: stopping after this epoch (again to abort at once)", soft_wrap=True)
-
-    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
-        yield stop
-        return
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+def _call(run):
+    """run() with training's failures mapped to exit codes: interrupted 130, errors their own code."""
     try:
-        yield stop
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-
-def _train(run, epochs: int, quiet: bool):
-    """Call run(progress, interrupt) with a progress display and signal handling; map failures to exit codes."""
-    progress = EpochProgress(epochs, quiet)
-    try:
-        with stop_on_signals() as interrupt:
-            try:
-                return run(progress, interrupt)
-            finally:
-                progress.close()
+        return run()
     except Interrupted as e:
         err.print(str(e), soft_wrap=True, markup=False)
         if e.run_dir is not None:  # the last line is the run folder, as after a finished run
@@ -140,16 +96,6 @@ def _train(run, epochs: int, quiet: bool):
         fail(DltrainError("out of memory: use fewer or smaller layers, a smaller training.batch_size, or less data"))
 
 
-def _results(cfg: Config, outcome, quiet: bool) -> None:
-    if not quiet:
-        table = Table(title=f"{cfg.name}: {outcome.summary['epochs_run']} epochs in {outcome.summary['duration_seconds']:.1f}s")
-        for col in ("split", "examples", "cost", "accuracy"):
-            table.add_column(col, justify="right" if col != "split" else "left")
-        for split, m in outcome.metrics.items():
-            if split != "diagnosis":
-                table.add_row(split, str(m["examples"]), f"{m['cost']:.6f}", f"{m['accuracy']:.4f}")
-        out.print(table)
-        print_diagnosis(outcome.metrics["diagnosis"])
 
 
 @app.command()
@@ -174,16 +120,18 @@ def train(
             raise DltrainError("--run-dir names the run folder itself: --runs-dir does not apply", 2)
         if resume is not None and (set_ or run_dir or runs_dir):
             raise DltrainError("--resume continues a run in its own folder with its own config.yaml: --set, --run-dir and --runs-dir do not apply", 2)
-        cfg = workflows.run_config(resume) if resume is not None else _load(config, set_)
+        from dltrain.commands import train as command
+        from dltrain.commands.trained import run_config
+
+        cfg = run_config(resume) if resume is not None else _load(config, set_)
     except DltrainError as e:
         fail(e)
     if resume is not None:
-        outcome = _train(lambda p, i: workflows.resume(resume, progress=p, interrupt=i), cfg.training.epochs, quiet)
+        run = _call(lambda: command.resume(resume, progress=not quiet))
     else:
-        outcome = _train(lambda p, i: workflows.train(cfg, runs_dir=runs_dir or Path("runs"), run_dir=run_dir, progress=p, interrupt=i),
-                         cfg.training.epochs, quiet)
-    _results(cfg, outcome, quiet)
-    out.print(str(outcome.run_dir), soft_wrap=True, markup=False)
+        run = _call(lambda: command.train(cfg, runs_dir=runs_dir or Path("runs"), run_dir=run_dir, progress=not quiet))
+    print_results(cfg, run, quiet)
+    out.print(str(run.path), soft_wrap=True, markup=False)
 
 
 def _positive(value: float) -> float:
@@ -192,71 +140,12 @@ def _positive(value: float) -> float:
     return value
 
 
-class CheckProgress:
-    """A transient bar of cost evaluations on a terminal, redrawn at most 10x/s; nothing otherwise."""
-
-    def __init__(self, show: bool):
-        self.bar = Progress(TextColumn("gradient check"), BarColumn(), TextColumn("{task.completed}/{task.total} cost evaluations"),
-                            TimeElapsedColumn(), console=out, transient=True) if show and out.is_terminal else None
-        self.task = self.bar.add_task("check", total=None) if self.bar else None
-        self._drawn = 0.0
-        if self.bar:
-            self.bar.start()
-
-    def __call__(self, done: int, total: int):
-        now = time.monotonic()
-        if self.bar and (done == total or now - self._drawn > 0.1):
-            self.bar.update(self.task, completed=done, total=total)
-            self._drawn = now
-
-    def close(self):
-        if self.bar:
-            self.bar.stop()
 
 
-def _gradcheck_json(name: str, o: workflows.GradcheckOutcome) -> dict:
-    worst = o.report.worst
-    return {
-        "config": name, "verdict": o.verdict, "overall": o.report.overall, "threshold": o.threshold, "epsilon": o.epsilon,
-        "examples": o.examples, "after_epochs": o.after_epochs, "max_per_param": o.max_per_param, "dtype": "float64",
-        "worst": {"parameter": worst.name, "relative_difference": worst.relative_error, "index": list(worst.worst_index),
-                  "analytic": worst.worst_analytic, "numeric": worst.worst_numeric},
-        "parameters": [{"name": a.name, "relative_difference": a.relative_error, "checked": a.checked, "size": a.size,
-                        "worst_index": list(a.worst_index), "analytic": a.worst_analytic, "numeric": a.worst_numeric}
-                       for a in o.report.arrays],
-        "kinks": [k._asdict() for k in o.kinks], "notices": o.notices, "warnings": o.warnings,
-    }
 
 
-VERDICT_STYLE = {"pass": "green", "suspicious": "yellow", "fail": "red"}
 
 
-def _print_gradcheck(name: str, o: workflows.GradcheckOutcome) -> None:
-    for line in o.notices:
-        out.print(f"note: {line}", soft_wrap=True, markup=False)
-    for line in o.warnings:
-        out.print(Text.assemble(("warning:", "yellow"), f" {line}"), soft_wrap=True)
-    after = f", after {o.after_epochs} epochs" if o.after_epochs else ""
-    table = Table(title=f"{name}: gradient check on {o.examples} examples{after}, epsilon {o.epsilon:g}",
-                  caption="difference = ||g - g_num|| / (||g|| + ||g_num||), 2-norms over the checked entries")
-    for col in ("parameter", "checked", "difference", "worst index", "analytic", "numeric"):
-        table.add_column(col, justify="left" if col == "parameter" else "right", no_wrap=col in ("analytic", "numeric"))
-    for a in o.report.arrays:
-        style = VERDICT_STYLE[workflows.verdict(a.relative_error, o.threshold)]
-        table.add_row(a.name, f"{a.checked}/{a.size}", f"[{style}]{a.relative_error:.2e}[/{style}]",
-                      ",".join(map(str, a.worst_index)), f"{a.worst_analytic:.7g}", f"{a.worst_numeric:.7g}")
-    out.print(table)
-    w = o.report.worst
-    out.print(f"overall relative difference {o.report.overall:.3e}; worst parameter {w.name} ({w.relative_error:.3e}), "
-              f"worst entry {w.name}{list(w.worst_index)}: analytic {w.worst_analytic:.10g}, numeric {w.worst_numeric:.10g}",
-              soft_wrap=True)
-    reason = {"pass": f"below the threshold {o.threshold:g}",
-              "suspicious": f"between the threshold {o.threshold:g} and 1e-05; look at {w.name} first",
-              "fail": f"above 1e-05: backprop is most likely wrong, start with {w.name}"}[o.verdict]
-    if o.warnings and o.verdict != "pass":
-        reason += " (but see the warning above: the check is not valid at a kink)"
-    style = VERDICT_STYLE[o.verdict]
-    out.print(f"verdict: [{style}]{o.verdict}[/{style}] ({o.report.overall:.3e} is {reason})", soft_wrap=True)
 
 
 @app.command()
@@ -276,16 +165,18 @@ def gradcheck(
     """
     progress = CheckProgress(not as_json)
     try:
+        from dltrain.commands.gradcheck import gradcheck as command
+
         cfg = _load(config, set_)
-        outcome = workflows.gradcheck(cfg, examples, epsilon, threshold, after_epochs, max_per_param, progress)
+        outcome = command(cfg, examples, epsilon, threshold, after_epochs, max_per_param, progress)
     except DltrainError as e:
         progress.close()
         fail(e)
     progress.close()
     if as_json:
-        out.print(json.dumps(_gradcheck_json(cfg.name, outcome), indent=2), soft_wrap=True)
+        out.print(json.dumps(gradcheck_json(cfg.name, outcome), indent=2), soft_wrap=True)
     else:
-        _print_gradcheck(cfg.name, outcome)
+        print_gradcheck(cfg.name, outcome)
     if outcome.verdict != "pass":
         raise typer.Exit(1)
 class Metric(str, Enum):
@@ -293,53 +184,8 @@ class Metric(str, Enum):
     dev_cost = "dev_cost"
 
 
-def _short(value) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-class SearchProgress:
-    """Round headers and one line per finished trial (above a bar on a terminal); quiet prints nothing."""
-
-    def __init__(self, total: int, metric: str, quiet: bool):
-        self.metric, self.quiet, self.done, self.reused = metric, quiet, 0, 0
-        self.bar = None
-        if not quiet and out.is_terminal:
-            self.bar = Progress(TextColumn("trials {task.completed}/{task.total}"), BarColumn(), TimeElapsedColumn(),
-                                console=out, transient=True)
-            self.task = self.bar.add_task("search", total=total)
-            self.bar.start()
-
-    def print(self, line):
-        if not self.quiet:
-            out.print(line, soft_wrap=True, markup=False)
-
-    def round(self, number: int, space: dict, n: int):
-        narrowed = f", ranges narrowed to round {number - 1}'s best" if number > 1 else ""
-        table = Table(title=f"round {number}: {n} trials{narrowed}", title_justify="left")
-        table.add_column("key path")
-        table.add_column("distribution")
-        for key, d in space.items():
-            table.add_row(Text(key), Text(d.spec() if d.kind == "choice" else f"{d.kind}({d.low:.6g}, {d.high:.6g})"))
-        if not self.quiet:
-            out.print(table)
-
-    def trial(self, record: dict, reused: bool):
-        self.done += 1
-        if self.bar is not None:
-            self.bar.update(self.task, completed=self.done)
-        if reused:
-            self.reused += 1
-            return
-        values = "  ".join(f"{k}={_short(v)}" for k, v in record["values"].items())
-        if record["status"] == "completed":
-            m = record["metrics"]
-            self.print(f"trial {record['trial']:>3}  dev_accuracy {m['dev_accuracy']:.4f}  dev_cost {m['dev_cost']:.6f}  {values}")
-        else:
-            self.print(f"trial {record['trial']:>3}  {record['status']}  {values}  ({record['error'].splitlines()[0]})")
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.stop()
 
 
 @app.command()
@@ -361,64 +207,29 @@ def search(
     Each trial is a run folder under OUT/trials; OUT gets leaderboard.csv, best.yaml and search.png.
     Rerunning the same command skips the finished trials.
     """
-    progress, folder = None, out_dir
+    from dltrain.commands.search import search as command
+
+    progress = SearchProgress(trials, metric.value, quiet)
     try:
-        tree = load_tree(config, set_ or [])
-        folder = out_dir or Path("runs") / f"{validate_config(tree, str(config)).name}-search"
-        space_dists = load_space(space)
-        progress = SearchProgress(trials, metric.value, quiet)
-        outcome = workflows.search(tree, space_dists, folder, trials=trials, rounds=rounds, workers=workers or os.cpu_count() or 1,
-                                   scheduler=scheduler, metric=metric.value, seed=seed, source=str(config),
-                                   space_source=str(space), progress=progress)
-    except DltrainError as e:
-        if progress is not None:
-            progress.close()
-        fail(e)
-    except KeyboardInterrupt:
-        if progress is not None:
-            progress.close()
-        err.print(f"interrupted: the finished trials are kept in {folder or 'the search folder'}; rerun the same command to resume",
-                  soft_wrap=True, markup=False)
+        outcome = command(config, space, out_dir, trials=trials, rounds=rounds, workers=workers, scheduler=scheduler,
+                          metric=metric.value, seed=seed, overrides=set_ or [], progress=progress)
+    except (Interrupted, KeyboardInterrupt) as e:
+        progress.close()
+        where = str(e) if isinstance(e, Interrupted) else "interrupted: the finished trials are kept in the search folder; rerun the same command to resume"
+        err.print(where, soft_wrap=True, markup=False)
         raise typer.Exit(130) from None
+    except DltrainError as e:
+        progress.close()
+        fail(e)
     progress.close()
+    folder = outcome.out
     if not quiet:
-        if progress.reused:
-            out.print(f"{progress.reused} trials reused from an earlier run of this search")
-        table = Table(title=f"leaderboard (by {metric.value}; all in {folder / 'leaderboard.csv'})", title_justify="left")
-        keys = list(space_dists)
-        # The last part of each key path keeps the table narrow (the CSV has the full paths).
-        for col in ["rank", "trial", "round", "dev_accuracy", "dev_cost", *(k.rsplit(".", 1)[-1] for k in keys)]:
-            table.add_column(Text(col), justify="right")
-        completed = [r for r in outcome.ranked if r["status"] == "completed"]
-        for place, r in enumerate(completed[:10], start=1):
-            m = r["metrics"]
-            table.add_row(str(place), str(r["trial"]), str(r["round"]), f"{m['dev_accuracy']:.4f}", f"{m['dev_cost']:.6f}",
-                          *(Text(_short(r["values"][k])) for k in keys))
-        # Piped output ends up in files and logs, where a wide table beats truncated columns.
-        (out if out.is_terminal else Console(highlight=False, width=160)).print(table)
-        failed = len(outcome.ranked) - len(completed)
-        if failed:
-            out.print(f"{failed} trials failed or diverged (see leaderboard.csv)")
-        if outcome.best is not None:
-            out.print(f"best: trial {outcome.best['trial']}, config in {folder / 'best.yaml'}", soft_wrap=True, markup=False)
+        print_leaderboard(outcome, metric.value, progress.reused)
     out.print(str(folder), soft_wrap=True, markup=False)
 
 
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.2f}%"
 
 
-def print_diagnosis(d: dict) -> None:
-    """The bias/variance diagnosis and the course's recipe for it."""
-    out.print(f"[bold]diagnosis: {d['problem']}[/bold]")
-    stand_in = " (measured on test: there is no dev set)" if d["dev_split"] == "test" else ""
-    out.print(f"  human error {_pct(d['human_error'])}, train error {_pct(d['train_error'])}, "
-              f"dev error {_pct(d['dev_error'])}{stand_in}", soft_wrap=True)
-    variance = "unknown (no dev or test set: set data.dev_fraction)" if d["variance"] is None else _pct(d["variance"])
-    out.print(f"  avoidable bias {_pct(d['avoidable_bias'])}, variance {variance} (a gap of {_pct(d['threshold'])} or more is high)",
-              soft_wrap=True)
-    for step in d["recipe"]:
-        out.print(f"  - {step}", soft_wrap=True)
 
 
 class Split(str, Enum):
@@ -428,28 +239,6 @@ class Split(str, Enum):
     all = "all"
 
 
-def print_split(name: str, m: dict) -> None:
-    out.print(f"[bold]{name}[/bold]: {m['examples']} examples, cost {m['cost']:.6f}, accuracy {m['accuracy']:.4f}")
-    if "precision" in m:
-        (tn, fp), (fn, tp) = m["confusion_matrix"]
-        out.print(f"  {escape(m['positive_class'])} as positive: precision {m['precision']:.4f}, recall {m['recall']:.4f}, "
-                  f"F1 {m['f1']:.4f}; true positives {tp}, false positives {fp}, false negatives {fn}, true negatives {tn}",
-                  soft_wrap=True)
-        return
-    classes = [escape(c) for c in m["per_class"]]
-    matrix = Table(title=f"{name}: confusion matrix")
-    matrix.add_column("true \\ predicted")
-    for c in classes:
-        matrix.add_column(c, justify="right")
-    for c, counts in zip(classes, m["confusion_matrix"]):
-        matrix.add_row(c, *map(str, counts))
-    out.print(matrix)
-    per_class = Table(title=f"{name}: per class")
-    for col in ("class", "precision", "recall", "f1", "support"):
-        per_class.add_column(col, justify="left" if col == "class" else "right")
-    for c, v in m["per_class"].items():
-        per_class.add_row(escape(c), f"{v['precision']:.4f}", f"{v['recall']:.4f}", f"{v['f1']:.4f}", str(v["support"]))
-    out.print(per_class)
 
 
 @app.command()
@@ -464,7 +253,9 @@ def evaluate(
 ):
     """Re-evaluate a run's saved model (no dropout, batch-norm running statistics) and write evaluation.json."""
     try:
-        report = workflows.evaluate_run(run_dir, split.value, data, human_error, errors)
+        from dltrain.commands.evaluate import evaluate as command
+
+        report = command(run_dir, split.value, data, human_error, errors)
     except DltrainError as e:
         fail(e)
     if as_json:
@@ -479,10 +270,6 @@ def evaluate(
     out.print(str(Path(report["run"]) / "evaluation.json"), soft_wrap=True, markup=False)
 
 
-def _cell(value) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 @app.command()
@@ -493,18 +280,20 @@ def runs(
 ):
     """A table of the runs in a folder (a search folder: its trials): data, key hyperparameters, epochs, accuracies, duration, status."""
     try:
-        runs_dir = workflows.runs_folder(runs_dir)
-        rows = workflows.run_table(runs_dir, sort)
+        from dltrain.commands.runs import RUN_COLUMNS, run_table, runs_folder
+
+        runs_dir = runs_folder(runs_dir)
+        rows = run_table(runs_dir, sort)
     except DltrainError as e:
         fail(e)
     if as_json:
         out.print(json.dumps(rows, indent=2), soft_wrap=True, markup=False)
         return
     table = Table(title=escape(f"{len(rows)} runs in {runs_dir}"))
-    for col in workflows.RUN_COLUMNS:
+    for col in RUN_COLUMNS:
         table.add_column(col, justify="left" if col in ("run", "status", "dataset", "layers") else "right")
     for row in rows:
-        table.add_row(*(escape(_cell(row[c])) for c in workflows.RUN_COLUMNS))
+        table.add_row(*(escape(cell(row[c])) for c in RUN_COLUMNS))
     # Piped into a file or another program there is no screen width to respect: print every column whole.
     (out if out.is_terminal else Console(highlight=False, width=250)).print(table)
 
@@ -516,7 +305,9 @@ def compare(
 ):
     """Overlay the cost curves of several runs (train solid, dev dashed) in one PNG."""
     try:
-        path = workflows.compare_runs(run_dirs, out_file)
+        from dltrain.commands.runs import compare_runs
+
+        path = compare_runs(run_dirs, out_file)
     except DltrainError as e:
         fail(e)
     out.print(str(path), soft_wrap=True, markup=False)
@@ -533,17 +324,20 @@ def reproduce(
     The data must have the fingerprint recorded at training time. Prints "identical" (exit 0) or the
     first difference: file, epoch or key, array (exit 1); the last line is the new folder's path.
     """
+    from dltrain.commands.reproduce import reproduce as command
+    from dltrain.commands.trained import run_config
+
     try:
-        cfg = workflows.run_config(run_dir)
+        run_config(run_dir)  # a folder that is no run is reported before anything else
     except DltrainError as e:
         fail(e)
-    result = _train(lambda p, i: workflows.reproduce(run_dir, runs_dir=runs_dir, progress=p, interrupt=i), cfg.training.epochs, quiet)
+    result = _call(lambda: command(run_dir, runs_dir=runs_dir, progress=not quiet))
     if result.difference is None:
-        out.print(f"identical: {result.outcome.run_dir} reproduces {run_dir} (history.csv without seconds, metrics.json, model.h5)",
+        out.print(f"identical: {result.run.path} reproduces {run_dir} (history.csv without seconds, metrics.json, model.h5)",
                   soft_wrap=True, markup=False)
     else:
         out.print(f"different: {result.difference}", soft_wrap=True, markup=False)
-    out.print(str(result.outcome.run_dir), soft_wrap=True, markup=False)
+    out.print(str(result.run.path), soft_wrap=True, markup=False)
     if result.difference is not None:
         raise typer.Exit(1)
 
@@ -555,23 +349,19 @@ def config_show(config: Path = typer.Argument(..., help="YAML config file."), se
         cfg = _load(config, set_)
     except DltrainError as e:
         fail(e)
+    import yaml
+
     out.print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), end="", soft_wrap=True)
 
 
 @config_app.command("schema")
 def config_schema():
     """Print the JSON Schema of config files (for editors and validators)."""
+    from dltrain.config import Config
+
     out.print(json.dumps(Config.model_json_schema(), indent=2), soft_wrap=True)
 
 
-def counts_table(counts: dict[str, list[int]], classes: list[str], title: str | None = None) -> Table:
-    """Examples per split and per class."""
-    table = Table(title=title)
-    for col in ("split", "examples", *classes):
-        table.add_column(col, justify="left" if col == "split" else "right")
-    for split, per_class in counts.items():
-        table.add_row(split, str(sum(per_class)), *map(str, per_class))
-    return table
 
 
 @datasets_app.command("list")
@@ -580,7 +370,9 @@ def datasets_list(data_dir: Path = typer.Option(Path("datasets"), "--dir", help=
     table = Table(title=f"datasets (files looked for in {data_dir.resolve()})")
     for col in ("name", "config", "files"):
         table.add_column(col, overflow="fold")
-    for entry in workflows.list_datasets(data_dir):
+    from dltrain.commands.datasets import list_datasets
+
+    for entry in list_datasets(data_dir):
         files = ", ".join(f"{p.name} {'[green]found[/green]' if ok else '[red]missing[/red]'}" for p, ok in entry.files)
         table.add_row(entry.name, entry.select, files or "-")
     out.print(table)
@@ -591,7 +383,9 @@ def datasets_info(spec: str = typer.Argument(..., help="A YAML config file, or a
                   set_: Optional[list[str]] = SetOption):
     """Shapes, classes and examples per class in each split, carved as `train` would carve them."""
     try:
-        info = workflows.dataset_info(spec, set_ or [])
+        from dltrain.commands.datasets import dataset_info
+
+        info = dataset_info(spec, set_ or [])
     except DltrainError as e:
         fail(e)
     shape = f" (images {'x'.join(map(str, info.image_shape))})" if info.image_shape else ""
@@ -610,6 +404,8 @@ def datasets_import(
 ):
     """Turn a folder of class sub-folders of images into an h5 file in the course layout (train with dataset: images)."""
     try:
+        from dltrain.data.images import import_image_folder
+
         result = import_image_folder(folder, output, size, test_fraction, seed)
     except DltrainError as e:
         fail(e)
@@ -630,7 +426,9 @@ def predict(
 ):
     """Print INPUT, predicted class and its probability (tab-separated), one line per image or example."""
     try:
-        predictions = workflows.predict(run_dir, inputs, key, layout.value)
+        from dltrain.commands.predict import predict as command
+
+        predictions = command(run_dir, inputs, key, layout.value)
     except DltrainError as e:
         fail(e)
     for p in predictions:

@@ -9,6 +9,11 @@ class DltrainError(Exception):
         super().__init__(message)
         self.exit_code = exit_code
 
+    def _render_traceback_(self) -> list[str]:
+        # IPython (Jupyter) shows these lines instead of a traceback: the same one-line messages
+        # the CLI prints, for a failure the user can act on, not a bug to debug.
+        return [f"{type(self).__name__}: {line}" for line in str(self).splitlines()]
+
 
 class Interrupted(DltrainError):
     """Training stopped on request (Ctrl-C, SIGTERM); the message says how to resume, `run_dir` is

@@ -96,3 +96,10 @@ def diagnose(train_error: float, dev_error: float | None, human_error: float = 0
         "threshold": GAP_THRESHOLD,
         "recipe": recipe,
     }
+
+
+def diagnosis_of(metrics: dict[str, dict], human_error: float) -> dict:
+    """Bias/variance diagnosis from split metrics; without a dev split, test plays the dev set's part."""
+    dev_split = next((s for s in ("dev", "test") if s in metrics), None)
+    dev_error = 1.0 - metrics[dev_split]["accuracy"] if dev_split else None
+    return diagnose(1.0 - metrics["train"]["accuracy"], dev_error, human_error, dev_split or "dev")

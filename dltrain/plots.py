@@ -1,27 +1,44 @@
-"""Matplotlib (Agg) figures from run data; each function returns one PNG as bytes.
+"""Matplotlib figures from run data; each function returns one Figure, `png(fig)` its PNG bytes.
 
-Returning bytes leaves writing to the caller (RunWriter or runs.atomic_write), so a figure lands
-in a run folder by the same temporary-name-and-rename as every other file.
+Figures are made without pyplot: no global figure registry and no backend switch, so they are
+safe in worker threads and leave a notebook's inline backend alone. A notebook shows a returned
+Figure inline (its `_repr_png_`); the run folder gets `png(fig)` written by RunWriter, by the same
+temporary-name-and-rename as every other file.
 """
 
 import io
 import math
 
 import matplotlib
+import matplotlib.figure
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.ticker import NullFormatter
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import NullFormatter  # noqa: E402
+
+class Figure(matplotlib.figure.Figure):
+    """A matplotlib Figure that Jupyter displays as PNG even where pyplot was never imported."""
+
+    def _repr_png_(self) -> bytes:
+        return png(self)
 
 
-def _png(fig, tight: bool = True) -> bytes:
-    """The figure as PNG bytes, closed. tight=False for a figure made with layout="constrained"."""
-    buf = io.BytesIO()
-    if tight:
+def _subplots(*args, layout: str | None = None, figsize=(7, 4.5), **kwargs):
+    fig = Figure(figsize=figsize, layout=layout)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(*args, **kwargs)
+
+
+def _done(fig: Figure) -> Figure:
+    if fig.get_layout_engine() is None:
         fig.tight_layout()
+    return fig
+
+
+def png(fig: Figure) -> bytes:
+    """The figure as PNG bytes (100 dpi)."""
+    buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
     return buf.getvalue()
 
 
@@ -31,13 +48,13 @@ def _series(rows: list[dict], key: str) -> tuple[list, list]:
     return ([p[0] for p in pairs], [p[1] for p in pairs]) if pairs else ([], [])
 
 
-def cost_curve(rows: list[dict], title: str, marks: dict[str, int] | None = None) -> bytes:
+def cost_curve(rows: list[dict], title: str, marks: dict[str, int] | None = None) -> Figure:
     """Train and dev cost per logged epoch, the learning rate on a second axis, and epoch markers.
 
     rows: history rows (epoch, cost, optional dev_cost, learning_rate). marks: label -> epoch,
     drawn as dotted vertical lines (e.g. {"best epoch": 120, "stopped": 170}).
     """
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = _subplots(figsize=(7, 4.5))
     ax.plot(*_series(rows, "cost"), color="C0", label="train cost")
     dev = _series(rows, "dev_cost")
     if dev[0]:
@@ -65,10 +82,10 @@ def cost_curve(rows: list[dict], title: str, marks: dict[str, int] | None = None
         h2, l2 = ax2.get_legend_handles_labels()
         handles, labels = handles + h2, labels + l2
     top.legend(handles, labels, loc="upper right", framealpha=0.9)
-    return _png(fig)
+    return _done(fig)
 
 
-def decision_boundary(predict, X: np.ndarray, y: np.ndarray, title: str, classes: list[str] | None = None) -> bytes:
+def decision_boundary(predict, X: np.ndarray, y: np.ndarray, title: str, classes: list[str] | None = None) -> Figure:
     """Predicted class over a grid around 2-D data X (2, m), with the labelled points y (m,) on top.
 
     predict: grid (2, k) -> labels (k,). classes names the labels in the legend.
@@ -79,19 +96,19 @@ def decision_boundary(predict, X: np.ndarray, y: np.ndarray, title: str, classes
     g0, g1 = np.meshgrid(x0, x1)
     grid = np.vstack([g0.ravel(), g1.ravel()])
     Z = predict(grid).reshape(g0.shape)
-    fig, ax = plt.subplots(figsize=(6, 5))
-    ax.contourf(g0, g1, Z, alpha=0.35, cmap=plt.cm.Spectral)
-    points = ax.scatter(X[0], X[1], c=y, s=14, cmap=plt.cm.Spectral, edgecolors="k", linewidths=0.3)
+    fig, ax = _subplots(figsize=(6, 5))
+    ax.contourf(g0, g1, Z, alpha=0.35, cmap=matplotlib.colormaps["Spectral"])
+    points = ax.scatter(X[0], X[1], c=y, s=14, cmap=matplotlib.colormaps["Spectral"], edgecolors="k", linewidths=0.3)
     if classes is not None:
         handles, _ = points.legend_elements()
         ax.legend(handles, [classes[c] for c in np.unique(y)], loc="upper right", fontsize=8)
     ax.set_xlabel("x1")
     ax.set_ylabel("x2")
     ax.set_title(title)
-    return _png(fig)
+    return _done(fig)
 
 
-def search_scatter(records: list[dict], scales: dict[str, str], metric: str) -> bytes:
+def search_scatter(records: list[dict], scales: dict[str, str], metric: str) -> Figure:
     """The metric of each completed trial against each searched key path (one panel each), colored by round.
 
     scales[key]: linear | log | logit (for values like beta near 1) | category (choice options).
@@ -99,7 +116,7 @@ def search_scatter(records: list[dict], scales: dict[str, str], metric: str) -> 
     keys = list(scales)
     cols = min(3, len(keys))
     rows = -(-len(keys) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.3 * cols, 3.4 * rows), squeeze=False, layout="constrained")
+    fig, axes = _subplots(rows, cols, figsize=(4.3 * cols, 3.4 * rows), squeeze=False, layout="constrained")
     y = [r["metrics"][metric] for r in records]
     rounds = [r["round"] for r in records]
     last_round = max(rounds, default=1)
@@ -122,29 +139,29 @@ def search_scatter(records: list[dict], scales: dict[str, str], metric: str) -> 
         ax.set_visible(False)
     if last_round > 1:
         fig.colorbar(points, ax=axes.ravel().tolist(), label="round", ticks=range(1, last_round + 1))
-    return _png(fig, tight=False)
+    return _done(fig)
 
 
-def image_grid(images: np.ndarray, captions: list[str], title: str, columns: int = 6) -> bytes:
+def image_grid(images: np.ndarray, captions: list[str], title: str, columns: int = 6) -> Figure:
     """Images (k, h, w, c) with values in [0, 1], each with its caption; k >= 1."""
     k = len(images)
     columns = min(columns, k)
     rows = math.ceil(k / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(2.0 * columns, 2.35 * rows + 0.4), squeeze=False)
+    fig, axes = _subplots(rows, columns, figsize=(2.0 * columns, 2.35 * rows + 0.4), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, image, caption in zip(axes.ravel(), images, captions):
         ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray" if image.shape[-1] == 1 else None)
         ax.set_title(caption, fontsize=8)
     fig.suptitle(title)
-    return _png(fig)
+    return _done(fig)
 
 
-def confusion_heatmap(counts: np.ndarray, classes: list[str], title: str) -> bytes:
+def confusion_heatmap(counts: np.ndarray, classes: list[str], title: str) -> Figure:
     """Counts (C, C), rows true class and columns predicted class, as an annotated heat map."""
     C = len(classes)
     size = max(4.5, 0.6 * C + 2.5)
-    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    fig, ax = _subplots(figsize=(size, size * 0.85))
     image = ax.imshow(counts, cmap="Blues")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     long_names = max(map(len, classes)) > 3
@@ -158,10 +175,10 @@ def confusion_heatmap(counts: np.ndarray, classes: list[str], title: str) -> byt
             ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=9,
                     color="white" if counts[i, j] > threshold else "black")
     ax.set_title(title)
-    return _png(fig)
+    return _done(fig)
 
 
-def norm_curves(rows: list[dict], L: int, title: str) -> bytes:
+def norm_curves(rows: list[dict], L: int, title: str) -> Figure:
     """||W[l]|| (solid) and ||dW[l]|| (dashed) per layer l = 1..L against the epoch, log scale.
 
     A norm of exactly 0 (zero init, every ReLU unit dead) has no place on a log axis; it is drawn
@@ -170,7 +187,7 @@ def norm_curves(rows: list[dict], L: int, title: str) -> bytes:
     series = {(l, key): _series(rows, key) for l in range(1, L + 1) for key in (f"norm_W{l}", f"norm_dW{l}")}
     positive = [v for _, values in series.values() for v in values if v > 0]
     floor = min(positive) / 10 if positive else 1e-12
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = _subplots(figsize=(7, 4.5))
     any_zero = False
     for (l, key), (epochs, values) in series.items():
         color, style = f"C{(l - 1) % 10}", "--" if key.startswith("norm_dW") else "-"
@@ -191,12 +208,12 @@ def norm_curves(rows: list[dict], L: int, title: str) -> bytes:
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
     ax.legend(ncol=2 if L > 3 else 1, fontsize=8)
-    return _png(fig)
+    return _done(fig)
 
 
-def compare_costs(curves: dict[str, list[dict]], title: str) -> bytes:
+def compare_costs(curves: dict[str, list[dict]], title: str) -> Figure:
     """Overlay runs' cost curves: train cost solid and dev cost dashed, one color per run label."""
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = _subplots(figsize=(8, 5))
     for i, (label, rows) in enumerate(curves.items()):
         color = f"C{i % 10}"
         ax.plot(*_series(rows, "cost"), color=color, label=f"{label} train")
@@ -208,4 +225,4 @@ def compare_costs(curves: dict[str, list[dict]], title: str) -> bytes:
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _png(fig)
+    return _done(fig)

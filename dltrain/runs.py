@@ -322,3 +322,11 @@ def write_evaluation_file(run_dir: Path, name: str, data: bytes | str) -> Path:
     path = Path(run_dir) / name
     atomic_write(path, data)
     return path
+
+
+def write_output(path: Path, data: bytes | str) -> None:
+    """A file the user named (errors CSV, comparison plot), written atomically."""
+    try:
+        atomic_write(Path(path), data)
+    except OSError as e:
+        raise DltrainError(f"cannot write {path}: {e.strerror}") from None

@@ -1,10 +1,28 @@
-"""Dependencies run one way: cli -> workflows -> {config, data, runs, plots, engine}; engine -> numpy (numba: kernels.py;
-scipy.special's ufuncs: the C library's exp in activations.py)."""
+"""Dependencies run one way: cli -> commands -> {config, data, runs, plots, progress, engine}; engine -> numpy (numba:
+kernels.py; scipy.special's ufuncs: the C library's exp in activations.py). Within commands, build and trained are the
+floor, the Run handle sits on evaluate and predict, and train, reproduce and search on top."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "dltrain"
+
+# command module -> the command modules it may import
+COMMAND_LAYERS = {
+    "build": set(),
+    "trained": {"build"},
+    "datasets": set(),
+    "runs": set(),
+    "predict": {"trained"},
+    "evaluate": {"build", "trained"},
+    "gradcheck": {"build"},
+    "run": {"build", "trained", "evaluate", "train"},  # train: Run.resume, imported when called
+    "train": {"build", "trained", "run"},
+    "reproduce": {"train", "trained", "run"},
+    "search": {"train"},
+}
 
 
 def imports(path: Path) -> set[str]:
@@ -15,6 +33,7 @@ def imports(path: Path) -> set[str]:
             names |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
             names.add(node.module)
+            names |= {f"{node.module}.{a.name}" for a in node.names if node.module == "dltrain.commands"}
     return names
 
 
@@ -25,6 +44,37 @@ def test_import_direction():
         assert not bad, f"{path.name} imports {bad}"
         assert path.name == "kernels.py" or "numba" not in {n.split(".")[0] for n in imports(path)}, f"{path.name}: compiled loops belong in kernels.py"
         assert {n for n in imports(path) if n.split(".")[0] == "scipy"} <= {"scipy.special"}, f"{path.name}: the engine takes only ufuncs from scipy"
-    assert not {n for n in imports(PKG / "config.py") if n.startswith(("dltrain.engine", "numpy"))}
-    assert not {n for n in imports(PKG / "cli.py") if n.split(".")[0] == "numpy"}
+    for path in (PKG / "config").glob("*.py"):
+        assert not {n for n in imports(path) if n.startswith(("dltrain.engine", "dltrain.commands", "numpy"))}, path.name
+    for path in [PKG / "cli.py", PKG / "render.py"]:
+        assert not {n for n in imports(path) if n.split(".")[0] == "numpy"}, path.name
     assert imports(PKG / "evaluation.py") <= {"numpy"}  # metrics and diagnosis: pure functions of labels
+    for path in [*PKG.glob("*.py"), *(PKG / "data").glob("*.py"), *(PKG / "engine").glob("*.py"), *(PKG / "config").glob("*.py")]:
+        if path.name not in ("cli.py", "__init__.py"):
+            assert not {n for n in imports(path) if n.startswith("dltrain.commands")}, f"{path} is below the commands"
+
+
+def test_commands_import_only_the_layers_below():
+    assert {p.stem for p in (PKG / "commands").glob("*.py")} - {"__init__"} == set(COMMAND_LAYERS)
+    for name, allowed in COMMAND_LAYERS.items():
+        used = {n.split(".")[2] for n in imports(PKG / "commands" / f"{name}.py") if n.startswith("dltrain.commands.")}
+        assert used <= allowed, f"commands/{name}.py imports {used - allowed}"
+
+
+def test_no_module_is_a_hall_of_functions():
+    for path in PKG.rglob("*.py"):
+        assert len(path.read_text().splitlines()) <= 500, f"{path} has more than 500 lines: split it by concern"
+
+
+def test_importing_dltrain_loads_no_heavy_module():
+    """`import dltrain` is cheap: NumPy, matplotlib, numba, h5py, scipy and pydantic load when first used."""
+    code = ("import sys, dltrain; heavy = {'numpy', 'matplotlib', 'numba', 'h5py', 'scipy', 'pydantic', 'rich', 'typer'}; "
+            "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+
+
+def test_cli_help_loads_no_engine():
+    """`dltrain --help`, `runs` and `config show` start without NumPy's engine, matplotlib or h5py."""
+    code = ("import sys\nfrom dltrain.cli import app\n"
+            "print(sorted({'numpy', 'matplotlib', 'numba', 'h5py', 'scipy'} & {m.split('.')[0] for m in sys.modules}))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"

@@ -9,7 +9,6 @@ import yaml
 from rich.console import Console
 from typer.testing import CliRunner
 
-from dltrain import cli
 from dltrain.cli import app
 
 runner = CliRunner()
@@ -95,10 +94,10 @@ def test_config_show_and_schema(tmp_path):
 
 
 def test_load_trained_round_trip(tmp_path):
+    from dltrain.commands.trained import load_trained
     from dltrain.data.generated import planar_flower
     from dltrain.data.prepare import targets
     from dltrain.engine.model import evaluate
-    from dltrain.workflows import load_trained
 
     cfg = write(tmp_path, PLANAR)
     assert runner.invoke(app, ["train", str(cfg), "--run-dir", str(tmp_path / "r"), "-q"]).exit_code == 0
@@ -111,13 +110,19 @@ def test_load_trained_round_trip(tmp_path):
         load_trained(tmp_path)
 
 
-def test_live_progress_bar_redraws_as_epochs_end(monkeypatch):
-    """On a terminal the bar is redrawn by each epoch's update, not left to rich's once-a-second clock."""
+def test_live_progress_bar_redraws_as_epochs_end():
+    """On a terminal the bar is redrawn by each epoch's update, not left to rich's once-a-second clock;
+    it shows no cost before the first epoch, then the cost, dev metrics and an ETA, with logged rows above it."""
+    from dltrain.progress import TerminalProgress
+
     screen = io.StringIO()
-    monkeypatch.setattr(cli, "out", Console(file=screen, force_terminal=True, width=100))
-    progress = cli.EpochProgress(5, quiet=False)
+    progress = TerminalProgress(5, Console(file=screen, force_terminal=True, width=150))
     try:
-        progress(SimpleNamespace(epoch=2, cost=0.123456789), {"epoch": 2})
-        assert "epoch 3/5" in screen.getvalue() and "cost 0.123457" in screen.getvalue()
+        assert "nan" not in screen.getvalue() and "cost" not in screen.getvalue()
+        row = {"epoch": 2, "cost": 0.123456789, "learning_rate": 0.5, "dev_cost": 0.25, "dev_accuracy": 0.875}
+        progress(SimpleNamespace(epoch=2, cost=0.123456789), row)
+        shown = screen.getvalue()
+        assert "epoch 3/5" in shown and "cost 0.123457" in shown and "dev_acc 0.8750" in shown and "eta" in shown
+        assert "epoch      2  cost 0.123457  lr 0.5  dev_cost 0.250000  dev_accuracy 0.8750" in shown  # the logged row, above
     finally:
         progress.close()

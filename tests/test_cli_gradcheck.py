@@ -1,4 +1,4 @@
-"""`dltrain gradcheck` and workflows.gradcheck: the configured model's backprop against numeric gradients."""
+"""`dltrain gradcheck` and gradcheck: the configured model's backprop against numeric gradients."""
 
 import json
 
@@ -7,8 +7,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from dltrain import workflows
 from dltrain.cli import app
+from dltrain.commands.build import prepare_data
+from dltrain.commands.gradcheck import gradcheck
+from dltrain.commands.train import train
+from dltrain.commands.trained import load_trained
 from dltrain.config import load_config, validate_config
 from dltrain.data import load_dataset
 from dltrain.engine import model
@@ -83,9 +86,9 @@ def test_after_epochs_checks_the_parameters_train_reaches(tmp_path):
     tree = {**PLANAR, "rng": "course", "optimizer": {"name": "adam", "learning_rate": 0.01},
             "regularization": {"keep_prob": 0.8}, "training": {"epochs": 7, "batch_size": 64}}
     cfg = validate_config(tree)
-    outcome = workflows.gradcheck(cfg, examples=400, after_epochs=7)  # every example: no subset to pick
-    trained = workflows.load_trained(workflows.train(cfg, run_dir=tmp_path / "run").run_dir)
-    data = workflows.prepare_data(cfg)
+    outcome = gradcheck(cfg, examples=400, after_epochs=7)  # every example: no subset to pick
+    trained = load_trained(train(cfg, run_dir=tmp_path / "run").path)
+    data = prepare_data(cfg)
     AL, cache = forward(data.X["train"], trained.params, trained.net, trained.state, training=False)  # no dropout
     grads = backward(AL, data.Y["train"], cache, trained.params, trained.net, 400)
     b3 = next(a for a in outcome.report.arrays if a.name == "b3")
@@ -157,7 +160,7 @@ def test_relu_kink_is_warned_about(monkeypatch):
     # bias moves it across.
     # With only 6 examples, all are used and the one on the kink cannot be replaced.
     zero_columns_loader(monkeypatch, 6, [3])
-    outcome = workflows.gradcheck(validate_config(PLANAR))
+    outcome = gradcheck(validate_config(PLANAR))
     assert [(k.layer, k.near) for k in outcome.kinks] == [(1, 4), (2, 3)]
     assert all(k.crossings > 0 for k in outcome.kinks)
     assert outcome.warnings[0].startswith("layer 1 (relu): 4 pre-activations within epsilon")
@@ -165,7 +168,7 @@ def test_relu_kink_is_warned_about(monkeypatch):
 
 def test_examples_on_a_kink_are_replaced(monkeypatch):
     zero_columns_loader(monkeypatch, 20, list(range(0, 20, 2)))
-    outcome = workflows.gradcheck(validate_config(PLANAR), examples=6)
+    outcome = gradcheck(validate_config(PLANAR), examples=6)
     assert outcome.examples == 6 and not outcome.warnings and outcome.verdict == "pass"
     assert [k.near for k in outcome.kinks] == [0, 0]
     assert "of the examples drawn had a relu pre-activation within epsilon of the kink" in outcome.notices[0]

@@ -5,15 +5,15 @@ from pathlib import Path
 
 import pytest
 
+from dltrain.commands.train import train
 from dltrain.config import load_config
-from dltrain.workflows import train
 from tests.conftest import COURSE_DATA, REPO, blas_kernels, needs_course_data
 
 
 def run(config: str, tmp_path: Path, *overrides: str):
     cfg = load_config(REPO / "configs" / config, list(overrides))
     outcome = train(cfg, run_dir=tmp_path / "run")
-    rows = {int(r["epoch"]): float(r["cost"]) for r in csv.DictReader((outcome.run_dir / "history.csv").open())}
+    rows = {int(r["epoch"]): float(r["cost"]) for r in csv.DictReader((outcome.path / "history.csv").open())}
     return outcome, rows
 
 

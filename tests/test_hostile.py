@@ -12,8 +12,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from dltrain import workflows
 from dltrain.cli import app
+from dltrain.commands.build import build_training, prepare_data
+from dltrain.commands.train import restore_checkpoint, train
+from dltrain.commands.trained import load_trained, run_config
 from dltrain.config import validate_config
 from dltrain.data.limits import survives
 from dltrain.errors import DltrainError, Interrupted
@@ -83,11 +85,11 @@ def finished_and_interrupted(tmp_path_factory):
     """A completed run (model.h5) and an interrupted one (checkpoint.h5)."""
     tmp = tmp_path_factory.mktemp("runs")
     cfg = validate_config(TINY)
-    workflows.train(cfg, run_dir=tmp / "done")
+    train(cfg, run_dir=tmp / "done")
     stop = threading.Event()
     stop.set()
     with pytest.raises(Interrupted):
-        workflows.train(cfg, run_dir=tmp / "cut", interrupt=stop)
+        train(cfg, run_dir=tmp / "cut", interrupt=stop)
     return tmp / "done", tmp / "cut"
 
 
@@ -116,7 +118,7 @@ def test_damaged_model_files_fail_cleanly(finished_and_interrupted, tmp_path):
     for i, damaged in enumerate(d for seed in range(3) for d in damaged_copies(original, seed)):
         (run / "model.h5").write_bytes(damaged)
         try:
-            workflows.load_trained(run)
+            load_trained(run)
         except DltrainError as e:
             assert "\n" not in str(e) and "model.h5" in str(e)
             refused.append(i)
@@ -126,13 +128,13 @@ def test_damaged_model_files_fail_cleanly(finished_and_interrupted, tmp_path):
 def test_damaged_checkpoints_fail_cleanly(finished_and_interrupted, tmp_path):
     _, cut = finished_and_interrupted
     original = (cut / "checkpoint.h5").read_bytes()
-    cfg = workflows.run_config(cut)
-    data = workflows.prepare_data(cfg)
+    cfg = run_config(cut)
+    data = prepare_data(cfg)
     refused = []
     for i, damaged in enumerate(d for seed in range(3, 6) for d in damaged_copies(original, seed)):
         (tmp_path / "checkpoint.h5").write_bytes(damaged)
         try:
-            workflows.restore_checkpoint(workflows.build_training(cfg, data), tmp_path / "checkpoint.h5", cfg)
+            restore_checkpoint(build_training(cfg, data), tmp_path / "checkpoint.h5", cfg)
         except DltrainError as e:
             assert "\n" not in str(e) and "checkpoint" in str(e)
             refused.append(i)
@@ -207,7 +209,7 @@ def data_files(folder):
 
 
 def prepare(data):
-    return workflows.prepare_data(validate_config({"data": data, "model": {"layers": ["auto", 2, 1]}}))
+    return prepare_data(validate_config({"data": data, "model": {"layers": ["auto", 2, 1]}}))
 
 
 def test_valid_data_files_load(tmp_path):

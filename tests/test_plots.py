@@ -14,7 +14,9 @@ ROWS = [{"epoch": e, "cost": 1.0 / (e + 1), "dev_cost": 1.2 / (e + 1), "learning
          "norm_W1": 1.0 + e, "norm_dW1": 0.1 / (e + 1), "norm_W2": 2.0, "norm_dW2": 0.0} for e in range(0, 50, 5)]
 
 
-def assert_png(data: bytes) -> np.ndarray:
+def assert_png(figure) -> np.ndarray:
+    """A figure (or PNG bytes read from a run folder) renders to a readable, non-blank PNG."""
+    data = figure if isinstance(figure, bytes) else plots.png(figure)
     assert data[:8] == PNG_SIGNATURE
     with Image.open(io.BytesIO(data)) as im:
         im.verify()

@@ -7,13 +7,15 @@ import h5py
 import numpy as np
 import pytest
 
+from dltrain.commands.build import Prepared, build_augment, build_network, build_permutation, hflip_columns, prepare_data
+from dltrain.commands.train import train
+from dltrain.commands.trained import load_trained
 from dltrain.config import validate_config
 from dltrain.engine.activations import ACTIVATIONS
 from dltrain.engine.initializers import INITIALIZERS
 from dltrain.engine.losses import LOSSES
 from dltrain.engine.model import LayerSpec, Network, evaluate, evaluation_forward, forward, init_params
 from dltrain.errors import DltrainError
-from dltrain.workflows import Prepared, build_augment, build_permutation, hflip_columns, load_trained, prepare_data, train
 
 BASE = {"name": "t", "seed": 3, "data": {"dataset": "planar"}, "model": {"layers": ["auto", 6, 4, 1]},
         "optimizer": {"name": "adam", "learning_rate": 0.01}, "training": {"epochs": 12, "log_every": 4}}
@@ -32,7 +34,7 @@ def history(run_dir):
 
 def test_history_separates_data_cost_and_penalty(tmp_path):
     out = train(config(regularization={"l2": 0.7}), run_dir=tmp_path / "r")
-    for row in history(out.run_dir):
+    for row in history(out.path):
         assert float(row["penalty"]) > 0
         assert float(row["cost"]) == pytest.approx(float(row["data_cost"]) + float(row["penalty"]), rel=1e-12)
 
@@ -43,8 +45,8 @@ def test_minibatch_epoch_cost_is_average_of_per_example_costs(tmp_path):
     full = train(config(optimizer={"name": "gd", "learning_rate": 1e-300}, training={"epochs": 1}), run_dir=tmp_path / "a")
     mini = train(config(optimizer={"name": "gd", "learning_rate": 1e-300}, training={"epochs": 1, "batch_size": 64}),
                  run_dir=tmp_path / "b")
-    assert float(history(mini.run_dir)[0]["cost"]) == pytest.approx(float(history(full.run_dir)[0]["cost"]), rel=1e-12)
-    assert int(history(mini.run_dir)[0]["iteration"]) == 7  # ceil(400 / 64) updates
+    assert float(history(mini.path)[0]["cost"]) == pytest.approx(float(history(full.path)[0]["cost"]), rel=1e-12)
+    assert int(history(mini.path)[0]["iteration"]) == 7  # ceil(400 / 64) updates
 
 
 def test_course_shuffle_stream():
@@ -55,7 +57,7 @@ def test_course_shuffle_stream():
 
 def test_optimizer_state_saved_with_step_count(tmp_path):
     out = train(config(training={"epochs": 3, "batch_size": 100}), run_dir=tmp_path / "r")
-    with h5py.File(out.run_dir / "model.h5") as f:
+    with h5py.File(out.path / "model.h5") as f:
         assert int(f["optimizer/t"][()]) == 12
         assert f["optimizer/v|W1"].shape == f["params/W1"].shape and f["optimizer/s|b3"].shape == (1, 1)
 
@@ -78,7 +80,6 @@ def test_course_dropout_masks_layer_by_layer():
 
 def test_keep_prob_per_layer():
     cfg = config(regularization={"keep_prob": [0.5, 1.0]})
-    from dltrain.workflows import build_network
 
     assert [s.keep_prob for s in build_network(cfg, 2).layers] == [0.5, 1.0, 1.0]
     with pytest.raises(DltrainError, match="keep_prob lists 3 values but the model has 2 hidden layers"):
@@ -90,12 +91,12 @@ def test_keep_prob_per_layer():
 def test_early_stopping_stops_and_restores_best(tmp_path):
     es = {"early_stopping": {"patience": 2, "min_delta": 10.0}}  # nothing improves by 10: best stays epoch 0
     out = train(config(data={"dev_fraction": 0.2}, regularization=es), run_dir=tmp_path / "es")
-    summary = json.loads((out.run_dir / "summary.json").read_text())
+    summary = json.loads((out.path / "summary.json").read_text())
     assert (summary["stopped_epoch"], summary["best_epoch"], summary["epochs_run"]) == (2, 0, 3)
     assert summary["stop_reason"].startswith("early stopping: dev_cost")
-    assert [int(r["epoch"]) for r in history(out.run_dir)] == [0, 2]
+    assert [int(r["epoch"]) for r in history(out.path)] == [0, 2]
     one = train(config(data={"dev_fraction": 0.2}, training={"epochs": 1}), run_dir=tmp_path / "one")
-    with h5py.File(out.run_dir / "model.h5") as a, h5py.File(one.run_dir / "model.h5") as b:
+    with h5py.File(out.path / "model.h5") as a, h5py.File(one.path / "model.h5") as b:
         assert all(np.array_equal(a[f"params/{k}"][()], b[f"params/{k}"][()]) for k in b["params"])
 
 
@@ -127,7 +128,7 @@ def test_augment_needs_images(tmp_path):
 def test_batch_norm_model_reloads_and_evaluates_per_example(tmp_path):
     cfg = config(model={"batch_norm": True}, data={"dev_fraction": 0.1}, training={"epochs": 5, "batch_size": 32})
     out = train(cfg, run_dir=tmp_path / "bn")
-    t = load_trained(out.run_dir)
+    t = load_trained(out.path)
     assert {"gamma1", "beta1", "gamma2", "beta2"} <= set(t.params) and "b1" not in t.params
     assert not np.allclose(t.state["mean1"], 0)  # running statistics were learned and saved
     from dltrain.data.generated import planar_flower
@@ -138,5 +139,5 @@ def test_batch_norm_model_reloads_and_evaluates_per_example(tmp_path):
     np.testing.assert_allclose(one_by_one, all_at_once[:, :40], rtol=1e-12, atol=0)
     assert t.net.bn_momentum == 0.9 and all(s.batch_norm for s in t.net.layers[:-1])
     data = prepare_data(t.cfg)  # the reloaded model reproduces the saved metrics exactly
-    saved = json.loads((out.run_dir / "metrics.json").read_text())["dev"]
+    saved = json.loads((out.path / "metrics.json").read_text())["dev"]
     assert evaluate(data.X["dev"], data.Y["dev"], t.params, t.net, t.state) == (saved["cost"], saved["accuracy"])

@@ -17,8 +17,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from dltrain import runs, workflows
+from dltrain import runs
 from dltrain.cli import app
+from dltrain.commands.reproduce import first_difference, reproduce
+from dltrain.commands.train import resume, rng_state, set_rng_state, still_running, train
+from dltrain.commands.trained import run_config
 from dltrain.config import validate_config
 from dltrain.errors import DltrainError, Interrupted
 from tests.conftest import history_without_seconds
@@ -77,20 +80,20 @@ def stop_at(epoch):
 @pytest.mark.parametrize("rng", ["modern", "course"])
 def test_interrupted_and_resumed_run_is_bit_identical(tmp_path, rng):
     cfg = config(rng)
-    whole = workflows.train(cfg, run_dir=tmp_path / "whole")
+    whole = train(cfg, run_dir=tmp_path / "whole")
     # Interrupted two epochs after the dev cost's best, so that early stopping's best weights and
     # patience counter (4) must come back from the checkpoint for the run to stop where it did.
     cut = whole.summary["best_epoch"] + 2
     assert whole.summary["stopped_epoch"] == cut + 2
     progress, event = stop_at(cut)
     with pytest.raises(Interrupted, match="resume with: dltrain train --resume"):
-        workflows.train(cfg, run_dir=tmp_path / "cut", progress=progress, interrupt=event)
+        train(cfg, run_dir=tmp_path / "cut", progress=progress, interrupt=event)
     summary = json.loads((tmp_path / "cut" / "summary.json").read_text())
     assert (summary["status"], summary["epochs_run"]) == ("interrupted", cut + 1)
     assert set(json.loads((tmp_path / "cut" / "metrics.json").read_text())) == {"train", "dev", "diagnosis"}
     assert not (tmp_path / "cut" / "model.h5").exists()
 
-    resumed = workflows.resume(tmp_path / "cut")
+    resumed = resume(tmp_path / "cut")
     assert resumed.summary["stopped_epoch"] == whole.summary["stopped_epoch"]
     assert resumed.summary["resumed"][0]["epoch"] == cut + 1 and resumed.summary["status"] == "completed"
     assert_same_results(tmp_path / "whole", tmp_path / "cut")
@@ -104,7 +107,7 @@ def test_checkpoint_every_writes_the_loop_position(tmp_path):
         path = tmp_path / "run" / "checkpoint.h5"
         seen.append(json.loads(h5py.File(path).attrs["loop"])["epoch"] if path.exists() else None)
 
-    workflows.train(config(early_stopping=False, epochs=8, checkpoint_every=3), run_dir=tmp_path / "run", progress=progress)
+    train(config(early_stopping=False, epochs=8, checkpoint_every=3), run_dir=tmp_path / "run", progress=progress)
     # progress sees epoch e before that epoch's checkpoint is written: checkpoints after epochs 2 and 5.
     assert seen == [None, None, None, 2, 2, 2, 5, 5]
     assert not (tmp_path / "run" / "checkpoint.h5").exists()  # a completed run keeps only model.h5
@@ -113,7 +116,7 @@ def test_checkpoint_every_writes_the_loop_position(tmp_path):
 def test_checkpoint_holds_every_piece_of_state(tmp_path):
     progress, event = stop_at(4)
     with pytest.raises(Interrupted):
-        workflows.train(config(), run_dir=tmp_path / "run", progress=progress, interrupt=event)
+        train(config(), run_dir=tmp_path / "run", progress=progress, interrupt=event)
     with h5py.File(tmp_path / "run" / "checkpoint.h5") as f:
         loop = json.loads(f.attrs["loop"])
         assert {"W1", "gamma1", "beta1", "W3", "b3"} <= set(f["params"]) and {"mean1", "var2"} <= set(f["state"])
@@ -125,7 +128,7 @@ def test_checkpoint_holds_every_piece_of_state(tmp_path):
 
 def test_resume_refuses_what_it_cannot_continue(tmp_path):
     cfg = config(epochs=3, early_stopping=False)
-    workflows.train(cfg, run_dir=tmp_path / "done")
+    train(cfg, run_dir=tmp_path / "done")
     res = runner.invoke(app, ["train", "--resume", str(tmp_path / "done")])
     assert res.exit_code == 1 and "is completed: there is nothing to resume" in res.output
     res = runner.invoke(app, ["train", "c.yaml", "--resume", str(tmp_path / "done")])
@@ -152,13 +155,13 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path):
 def test_resume_refuses_changed_data(tmp_path, monkeypatch):
     progress, event = stop_at(1)
     with pytest.raises(Interrupted):
-        workflows.train(config(), run_dir=tmp_path / "run", progress=progress, interrupt=event)
+        train(config(), run_dir=tmp_path / "run", progress=progress, interrupt=event)
     from dltrain.data import core
 
     real = core.LOADERS["moons"]
     monkeypatch.setitem(core.LOADERS, "moons", lambda d: (real(d)[0] + 1e-9, *real(d)[1:]))
     with pytest.raises(DltrainError, match="not those .* was trained on"):
-        workflows.resume(tmp_path / "run")
+        resume(tmp_path / "run")
 
 
 def test_learning_rate_1e6_diverges_with_history_kept(tmp_path):
@@ -186,7 +189,7 @@ def test_mini_batch_runs_diverge_too(tmp_path, optimizer):
     cfg = validate_config({"data": {"dataset": "moons"}, "model": {"layers": ["auto", 5, 2, 1]},
                            "optimizer": {"name": optimizer, "learning_rate": 1e6}, "training": {"epochs": 20, "batch_size": 64}})
     with pytest.raises(DltrainError, match=r"diverged at epoch 0: the cost grew to .* times the untrained model's 0\.69"):
-        workflows.train(cfg, run_dir=tmp_path / "run")
+        train(cfg, run_dir=tmp_path / "run")
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "diverged"
 
 
@@ -202,25 +205,25 @@ def test_non_finite_weights_diverge_naming_the_array(tmp_path):
 
 def test_same_config_and_seed_give_identical_runs_and_reproduce_says_so(tmp_path):
     cfg = config("modern", epochs=12, early_stopping=False)
-    a = workflows.train(cfg, run_dir=tmp_path / "runs" / "a")
-    b = workflows.train(cfg, run_dir=tmp_path / "runs" / "b")
-    assert_same_results(a.run_dir, b.run_dir)
+    a = train(cfg, run_dir=tmp_path / "runs" / "a")
+    b = train(cfg, run_dir=tmp_path / "runs" / "b")
+    assert_same_results(a.path, b.path)
     assert a.summary["data_fingerprint"].startswith("sha256:") and a.summary["data_fingerprint"] == b.summary["data_fingerprint"]
 
-    res = runner.invoke(app, ["reproduce", str(a.run_dir), "-q"])
+    res = runner.invoke(app, ["reproduce", str(a.path), "-q"])
     assert res.exit_code == 0, res.output
     assert res.output.startswith("identical: ")
     new = tmp_path / "runs" / res.output.strip().splitlines()[-1].rsplit("/", 1)[-1]
-    assert new.parent == a.run_dir.parent and new not in (a.run_dir, b.run_dir)
-    assert_same_results(a.run_dir, new)
+    assert new.parent == a.path.parent and new not in (a.path, b.path)
+    assert_same_results(a.path, new)
 
     # A different seed is a different run, and the first difference is named.
-    other = workflows.train(validate_config({**cfg.model_dump(), "seed": 4}), run_dir=tmp_path / "runs" / "c")
-    assert workflows.first_difference(a.run_dir, other.run_dir).startswith("history.csv: epoch 0, cost: ")
+    other = train(validate_config({**cfg.model_dump(), "seed": 4}), run_dir=tmp_path / "runs" / "c")
+    assert first_difference(a.path, other.path).startswith("history.csv: epoch 0, cost: ")
 
 
 def test_reproduce_names_the_first_difference(tmp_path):
-    run = workflows.train(config(epochs=4, early_stopping=False), run_dir=tmp_path / "a").run_dir
+    run = train(config(epochs=4, early_stopping=False), run_dir=tmp_path / "a").path
     with h5py.File(run / "model.h5", "r+") as f:
         f["params/W2"][0, 0] += 1e-12
     res = runner.invoke(app, ["reproduce", str(run), "--runs-dir", str(tmp_path / "again"), "-q"])
@@ -230,15 +233,15 @@ def test_reproduce_names_the_first_difference(tmp_path):
     first = rows[2].split(",")
     first[3] = repr(float(first[3]) * 2)
     (run / "history.csv").write_text("\n".join([*rows[:2], ",".join(first), *rows[3:]]) + "\n")
-    assert workflows.first_difference(run, next((tmp_path / "again").iterdir())).startswith(
+    assert first_difference(run, next((tmp_path / "again").iterdir())).startswith(
         f"history.csv: epoch 3, cost: {float(first[3])!r} vs ")
     # A column the original lacks is a difference too.
     (run / "history.csv").write_text("\n".join(",".join(r.split(",")[:3] + r.split(",")[4:]) for r in rows) + "\n")
-    assert workflows.first_difference(run, next((tmp_path / "again").iterdir())).startswith("history.csv: epoch 0, cost: None vs ")
+    assert first_difference(run, next((tmp_path / "again").iterdir())).startswith("history.csv: epoch 0, cost: None vs ")
 
 
 def test_reproduce_needs_the_original_model_before_training(tmp_path):
-    run = workflows.train(config(epochs=2, early_stopping=False), run_dir=tmp_path / "runs" / "a").run_dir
+    run = train(config(epochs=2, early_stopping=False), run_dir=tmp_path / "runs" / "a").path
     (run / "model.h5").unlink()
     res = runner.invoke(app, ["reproduce", str(run)])
     assert res.exit_code == 1 and "model.h5 not found" in res.output
@@ -252,10 +255,10 @@ def test_config_yaml_records_absolute_data_paths(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = validate_config({"data": {"dataset": "file", "path": "d.npz"}, "model": {"layers": ["auto", 1]},
                            "training": {"epochs": 2}})
-    run = workflows.train(cfg, run_dir=tmp_path / "run").run_dir
-    assert workflows.run_config(run).data.path == str(tmp_path / "d.npz")
+    run = train(cfg, run_dir=tmp_path / "run").path
+    assert run_config(run).data.path == str(tmp_path / "d.npz")
     monkeypatch.chdir(tmp_path / "run")
-    assert workflows.reproduce(run, runs_dir=tmp_path / "again").difference is None
+    assert reproduce(run, runs_dir=tmp_path / "again").difference is None
 
 
 def test_a_second_ctrl_c_aborts_mid_epoch_and_resumes_from_the_last_checkpoint(tmp_path):
@@ -264,16 +267,16 @@ def test_a_second_ctrl_c_aborts_mid_epoch_and_resumes_from_the_last_checkpoint(t
             raise KeyboardInterrupt  # what the CLI's handler raises on the second signal
 
     with pytest.raises(Interrupted, match=r"aborted during epoch 5 of 12; it resumes from its last checkpoint, after epoch 3"):
-        workflows.train(config(epochs=12, early_stopping=False, checkpoint_every=2), run_dir=tmp_path / "cut", progress=progress)
+        train(config(epochs=12, early_stopping=False, checkpoint_every=2), run_dir=tmp_path / "cut", progress=progress)
     summary = json.loads((tmp_path / "cut" / "summary.json").read_text())
     assert (summary["status"], summary["stop_reason"]) == ("interrupted", "aborted during epoch 5")
-    workflows.resume(tmp_path / "cut")
-    whole = workflows.train(config(epochs=12, early_stopping=False), run_dir=tmp_path / "whole")
-    assert_same_results(tmp_path / "cut", whole.run_dir)
+    resume(tmp_path / "cut")
+    whole = train(config(epochs=12, early_stopping=False), run_dir=tmp_path / "whole")
+    assert_same_results(tmp_path / "cut", whole.path)
 
 
 def test_reproduce_checks_the_data_fingerprint(tmp_path, monkeypatch):
-    run = workflows.train(config(epochs=2, early_stopping=False), run_dir=tmp_path / "a").run_dir
+    run = train(config(epochs=2, early_stopping=False), run_dir=tmp_path / "a").path
     from dltrain.data import core
 
     real = core.LOADERS["moons"]
@@ -283,7 +286,7 @@ def test_reproduce_checks_the_data_fingerprint(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]  # no folder for a run that cannot be compared
     progress, event = stop_at(0)
     with pytest.raises(Interrupted):
-        workflows.train(config(), run_dir=tmp_path / "cut", progress=progress, interrupt=event)
+        train(config(), run_dir=tmp_path / "cut", progress=progress, interrupt=event)
     res = runner.invoke(app, ["reproduce", str(tmp_path / "cut")])
     assert res.exit_code == 1 and "is interrupted; only a completed run can be reproduced" in res.output
 
@@ -292,10 +295,10 @@ def test_reproduce_checks_the_data_fingerprint(tmp_path, monkeypatch):
 def test_rng_state_round_trips_through_json(make):
     rng = make()
     rng.standard_normal(3)  # RandomState then holds a cached second Gaussian
-    state = json.loads(json.dumps(workflows.rng_state(rng)))
+    state = json.loads(json.dumps(rng_state(rng)))
     expected = rng.standard_normal(5)
     other = make()
-    workflows.set_rng_state(other, state)
+    set_rng_state(other, state)
     assert other.standard_normal(5).tobytes() == expected.tobytes()
 
 
@@ -305,7 +308,7 @@ def test_a_checkpoint_never_holds_non_finite_weights(tmp_path):
     cfg = validate_config({"data": {"dataset": "planar"}, "model": {"layers": ["auto", 4, 1]}, "init": {"scale": 100.0},
                            "optimizer": {"learning_rate": 1e308}, "training": {"epochs": 5, "checkpoint_every": 1}})
     with pytest.raises(DltrainError, match=r"diverged at epoch 0: parameter \w+ has non-finite values"):
-        workflows.train(cfg, run_dir=tmp_path / "run")
+        train(cfg, run_dir=tmp_path / "run")
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "diverged"
     assert not (tmp_path / "run" / "checkpoint.h5").exists()
 
@@ -313,7 +316,7 @@ def test_a_checkpoint_never_holds_non_finite_weights(tmp_path):
 def test_resume_refuses_a_config_edited_after_the_checkpoint(tmp_path):
     progress, event = stop_at(2)
     with pytest.raises(Interrupted):
-        workflows.train(config(early_stopping=False), run_dir=tmp_path / "cut", progress=progress, interrupt=event)
+        train(config(early_stopping=False), run_dir=tmp_path / "cut", progress=progress, interrupt=event)
     path = tmp_path / "cut" / "config.yaml"
     tree = yaml.safe_load(path.read_text())
     path.write_text(yaml.safe_dump({**tree, "optimizer": {"name": "gd", "learning_rate": 0.1}}))
@@ -343,7 +346,7 @@ def test_a_run_file_that_cannot_be_written_fails_the_run_cleanly(tmp_path, monke
 def interrupted_run(run_dir):
     progress, event = stop_at(1)
     with pytest.raises(Interrupted):
-        workflows.train(config(early_stopping=False, epochs=6), run_dir=run_dir, progress=progress, interrupt=event)
+        train(config(early_stopping=False, epochs=6), run_dir=run_dir, progress=progress, interrupt=event)
     return run_dir
 
 
@@ -355,7 +358,7 @@ def test_a_locked_run_is_not_resumed(tmp_path):
         res = runner.invoke(app, ["train", "--resume", str(run)])
     assert res.exit_code == 1 and res.output == f"error: {run} is being trained by another process: wait for it to finish, or stop it (Ctrl-C) first\n"
     assert (run / "summary.json").read_text() == before
-    assert workflows.resume(run).summary["status"] == "completed"
+    assert resume(run).summary["status"] == "completed"
 
 
 @pytest.mark.skipif(runs.fcntl is None, reason="no fcntl.flock on this platform")
@@ -365,25 +368,25 @@ def test_a_running_summary_whose_pid_now_names_another_process_resumes(tmp_path,
     summary = json.loads((run / "summary.json").read_text())
     summary.update(status="running", host=platform.node(), pid=os.getppid())
     (run / "summary.json").write_text(json.dumps(summary))
-    assert workflows.still_running(summary)
+    assert still_running(summary)
     with monkeypatch.context() as m:
         m.setattr(runs, "fcntl", None)  # no lock to go by: the pid check is all there is, and it is fooled
         with pytest.raises(DltrainError, match=f"still being trained by process {os.getppid()}: stop it first"):
-            workflows.resume(run)
-    assert workflows.resume(run).summary["status"] == "completed"
+            resume(run)
+    assert resume(run).summary["status"] == "completed"
 
 
 def test_the_lock_ends_with_the_training(tmp_path):
-    done = workflows.train(config(early_stopping=False, epochs=2), run_dir=tmp_path / "done").run_dir
+    done = train(config(early_stopping=False, epochs=2), run_dir=tmp_path / "done").path
     with pytest.raises(DltrainError, match="is completed: there is nothing to resume"):
-        workflows.resume(done)
-    assert workflows.resume(interrupted_run(tmp_path / "cut")).summary["status"] == "completed"
+        resume(done)
+    assert resume(interrupted_run(tmp_path / "cut")).summary["status"] == "completed"
     diverging = validate_config({"data": {"dataset": "moons"}, "model": {"layers": ["auto", 5, 2, 1]},
                                  "optimizer": {"learning_rate": 1e6}, "training": {"epochs": 20, "checkpoint_every": 1}})
     with pytest.raises(DltrainError, match="diverged"):
-        workflows.train(diverging, run_dir=tmp_path / "diverged")
+        train(diverging, run_dir=tmp_path / "diverged")
     with pytest.raises(DltrainError, match="diverged and would diverge again"):
-        workflows.resume(tmp_path / "diverged")
+        resume(tmp_path / "diverged")
     for run_dir in ("done", "cut", "diverged"):
         with runs.training_lock(tmp_path / run_dir) as locked:
             assert locked == (runs.fcntl is not None)

@@ -1,8 +1,8 @@
 import pytest
 
+from dltrain.commands.build import build_schedule
 from dltrain.config import validate_config
 from dltrain.engine.schedules import SCHEDULES
-from dltrain.workflows import build_schedule
 
 TABLE = [
     ("constant", {}, 0.5, 7, 0.5),

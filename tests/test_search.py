@@ -16,9 +16,9 @@ import yaml
 from typer.testing import CliRunner
 
 from dltrain import config as C
-from dltrain import search as S
-from dltrain import workflows
+from dltrain import tuning as S
 from dltrain.cli import app
+from dltrain.commands.search import check_space, plan_round, search
 from dltrain.errors import DltrainError
 
 from .conftest import REPO
@@ -34,7 +34,7 @@ SPACE = {"optimizer.learning_rate": "log(0.001, 10)", "optimizer.beta": "one_min
 
 
 def dist(text):
-    return C._SPACE.validate_python({"k": text})["k"]
+    return C.space._SPACE.validate_python({"k": text})["k"]
 
 
 def write(tmp_path, tree, name):
@@ -84,12 +84,12 @@ def test_int_includes_both_ends_and_choice_every_option():
 
 
 def test_seeded_search_draws_the_same_trials(tmp_path):
-    space = C._SPACE.validate_python(SPACE)
-    plan = [workflows.plan_round(BASE, space, tmp_path, 1, 1, 5, seed, "s") for seed in (7, 7, 8)]
+    space = C.space._SPACE.validate_python(SPACE)
+    plan = [plan_round(BASE, space, tmp_path, 1, 1, 5, seed, "s") for seed in (7, 7, 8)]
     assert plan[0] == plan[1]
     assert [t.values for t in plan[0]] != [t.values for t in plan[2]]
     # Round 2 has its own stream: the same seed gives different values there.
-    assert workflows.plan_round(BASE, space, tmp_path, 6, 2, 5, 7, "s")[0].values != plan[0][0].values
+    assert plan_round(BASE, space, tmp_path, 6, 2, 5, 7, "s")[0].values != plan[0][0].values
     assert all(t.config["seed"] == BASE["seed"] for t in plan[0])
 
 
@@ -206,7 +206,7 @@ def test_rank_breaks_accuracy_ties_by_cost_and_puts_failures_last():
 
 
 def test_narrow_zooms_in_on_the_best_quarter_on_the_same_scale():
-    space = C._SPACE.validate_python({"lr": "log(1e-4, 1)", "beta": "one_minus_log(0.9, 0.999)", "units": "int(1, 50)",
+    space = C.space._SPACE.validate_python({"lr": "log(1e-4, 1)", "beta": "one_minus_log(0.9, 0.999)", "units": "int(1, 50)",
                                       "act": "choice([relu, tanh])"})
     values = [(0.5, 0.95, 10), (0.01, 0.99, 20), (0.002, 0.995, 20), (1e-4, 0.9, 3), (0.3, 0.91, 40), (0.9, 0.999, 1),
               (0.2, 0.93, 5), (0.05, 0.97, 7)]
@@ -255,8 +255,8 @@ class InProcess:
 def test_failing_trials_are_recorded_and_do_not_stop_the_search(tmp_path, monkeypatch):
     monkeypatch.setattr(S, "open_executor", InProcess)
     # An input size of 3 is a valid config but fails on the 2-feature data, in the trial.
-    space = C._SPACE.validate_python({"model.layers[0]": "choice([auto, 3])", "optimizer.learning_rate": "log(0.1, 2)"})
-    outcome = workflows.search(BASE, space, tmp_path / "s", trials=4, seed=3)
+    space = C.space._SPACE.validate_python({"model.layers[0]": "choice([auto, 3])", "optimizer.learning_rate": "log(0.1, 2)"})
+    outcome = search(BASE, space, tmp_path / "s", trials=4, seed=3)
     statuses = {r["values"]["model.layers[0]"]: r["status"] for r in outcome.ranked}
     assert statuses == {"auto": "completed", 3: "failed"}
     failed = [r for r in rows(tmp_path / "s") if r["status"] == "failed"]
@@ -267,8 +267,8 @@ def test_failing_trials_are_recorded_and_do_not_stop_the_search(tmp_path, monkey
 
 def test_rerun_reuses_finished_trials_and_redoes_unfinished_ones(tmp_path, monkeypatch):
     monkeypatch.setattr(S, "open_executor", InProcess)
-    space = C._SPACE.validate_python(SPACE)
-    first = workflows.search(BASE, space, tmp_path / "s", trials=4, rounds=2, seed=1)
+    space = C.space._SPACE.validate_python(SPACE)
+    first = search(BASE, space, tmp_path / "s", trials=4, rounds=2, seed=1)
     trials = tmp_path / "s" / "trials"
     # As after a Ctrl-C: trial 4 was cut off mid-run, trial 3 finished but its record was never written.
     (trials / "trial-004.json").unlink()
@@ -279,13 +279,13 @@ def test_rerun_reuses_finished_trials_and_redoes_unfinished_ones(tmp_path, monke
     kept = (trials / "trial-003" / "metrics.json").stat().st_mtime_ns
     executor = InProcess()
     monkeypatch.setattr(S, "open_executor", lambda *a: executor)
-    again = workflows.search(BASE, space, tmp_path / "s", trials=4, rounds=2, seed=1)
+    again = search(BASE, space, tmp_path / "s", trials=4, rounds=2, seed=1)
     assert executor.submitted == 1
     assert (trials / "trial-003" / "metrics.json").stat().st_mtime_ns == kept
     timeless = [[{k: v for k, v in r.items() if k != "seconds"} for r in o.ranked] for o in (first, again)]
     assert timeless[0] == timeless[1]
     with pytest.raises(DltrainError, match=r"holds a different search \(changed: seed\)"):
-        workflows.search(BASE, space, tmp_path / "s", trials=4, rounds=2, seed=2)
+        search(BASE, space, tmp_path / "s", trials=4, rounds=2, seed=2)
 
 
 # ---- real processes ---------------------------------------------------------------------------
@@ -308,8 +308,8 @@ def test_20_trials_in_2_rounds_in_local_processes(tmp_path):
     assert scores[0] > statistics.median(scores)
     # Round 2 sampled inside the ranges saved for it, which lie inside round 1's.
     rounds = json.loads((out / "rounds.json").read_text())
-    saved = C._SPACE.validate_python(rounds[1]["space"])
-    assert C._SPACE.validate_python(yaml.safe_load((out / "space-round-2.yaml").read_text())) == saved
+    saved = C.space._SPACE.validate_python(rounds[1]["space"])
+    assert C.space._SPACE.validate_python(yaml.safe_load((out / "space-round-2.yaml").read_text())) == saved
     lr = saved["optimizer.learning_rate"]
     assert 1e-3 <= lr.low < lr.high <= 10 and lr.kind == "log"
     for r in board:
@@ -370,7 +370,7 @@ def test_dask_cluster_gives_the_same_leaderboard_as_local_processes(tmp_path):
 def test_the_shipped_space_fits_its_config_as_the_readme_runs_it(tmp_path):
     tree = C.load_tree(REPO / "configs" / "planar.yaml", ["data.dev_fraction=0.25", "optimizer.name=momentum"])
     space = C.load_space(REPO / "configs" / "spaces" / "planar.yaml")
-    workflows.check_space(tree, space, "planar space")
-    trials = workflows.plan_round(tree, space, tmp_path, 1, 1, 10, 0, "planar space")
+    check_space(tree, space, "planar space")
+    trials = plan_round(tree, space, tmp_path, 1, 1, 10, 0, "planar space")
     assert {t.config["optimizer"]["name"] for t in trials} == {"momentum"}
     assert all(0.9 <= t.values["optimizer.beta"] <= 0.999 for t in trials)

@@ -193,7 +193,7 @@ def test_of_two_resumes_started_together_one_trains_and_the_other_is_refused(tmp
 
 
 def test_signal_handlers_set_the_event_then_abort_and_are_restored():
-    from dltrain.cli import stop_on_signals
+    from dltrain.progress import stop_on_signals
 
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     with stop_on_signals() as stop:

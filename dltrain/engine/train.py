@@ -83,7 +83,7 @@ def train_epochs(
     m = X.shape[1]
     # Examples as rows in memory make gathering a shuffled mini-batch a copy of contiguous rows;
     # the transposed view hands the engine the course's (n_x, m_batch) layout without a copy.
-    # workflows stores X column-major (each example contiguous), so X.T is already that array and
+    # commands.build stores X column-major (each example contiguous), so X.T is already that array and
     # nothing is copied here; a row-major X is copied once.
     rows_X = np.ascontiguousarray(X.T) if batch_size is not None and batch_size < m else None
     rows_Y = np.ascontiguousarray(Y.T) if rows_X is not None else None

@@ -2,7 +2,7 @@
 
 Plain functions over the validated space (config.load_space: key path -> Range/Choice) and trial
 records (dicts: trial, round, values, status, metrics, error, ...). Executing a trial is
-workflows.run_trial; this module only decides what to run and where.
+commands.search.run_trial; this module only decides what to run and where.
 """
 
 import concurrent.futures

@@ -1,0 +1,209 @@
+"""The validated config becomes engine objects: data arrays, network, optimizer, schedule, generators."""
+
+import os
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+
+from dltrain.config import Config
+from dltrain.data import fingerprint, load_dataset
+from dltrain.data.limits import check_array_size
+from dltrain.data.prepare import (
+    apply_normalization,
+    check_labels,
+    normalization_stats,
+    split_dataset,
+    targets,
+)
+from dltrain.engine.activations import ACTIVATIONS, leaky_relu
+from dltrain.engine.initializers import INITIALIZERS
+from dltrain.engine.losses import LOSSES
+from dltrain.engine.model import (
+    LayerSpec,
+    Network,
+    init_params,
+)
+from dltrain.engine.optimizers import OPTIMIZERS
+from dltrain.engine.schedules import SCHEDULES
+from dltrain.engine.train import EarlyStopping
+from dltrain.errors import DltrainError
+
+
+class Prepared(NamedTuple):
+    """Normalized arrays in the run's dtype, X (n_x, m) and Y (n_L, m), per split name."""
+
+    X: dict[str, np.ndarray]
+    Y: dict[str, np.ndarray]
+    labels: dict[str, np.ndarray]
+    normalization: dict[str, np.ndarray]
+    classes: list[str]
+    image_shape: tuple | None
+    n_x: int
+    fingerprint: str  # of the loaded dataset, before any split or normalization
+
+
+def data_source(data) -> str:
+    """How messages name a config's data: its file, else its dataset."""
+    return getattr(data, "path", None) or f"dataset {data.dataset}"
+
+
+def prepare_data(cfg: Config, trained=None) -> Prepared:
+    """Load, check against the model, carve the dev/test splits, normalize with train statistics.
+
+    `trained`: the finished run (a commands.trained.Trained) whose model will be evaluated on this data. Its saved
+    normalization statistics are applied instead of computing them from the train split (so
+    evaluation sees exactly the inputs training saw), and since its shape can no longer change, a
+    mismatch asks for other data rather than another config.
+    """
+    ds = load_dataset(cfg.data)
+    n_x = ds.X_train.shape[0]
+    first = cfg.model.layers[0]
+    source = data_source(cfg.data)
+    like_run = "" if trained is None else f", such as the data the run was trained on ({data_source(trained.cfg.data)})"
+    if first != "auto" and first != n_x:
+        if trained is not None:
+            raise DltrainError(f"X has {n_x} features (X.shape={ds.X_train.shape}) but the trained model's input size is {first}; "
+                               f"evaluate it on data with {first} features{like_run}")
+        raise DltrainError(
+            f"X has {n_x} features but layer 1 expects {first} (X.shape={ds.X_train.shape}); "
+            f"set model.layers[0] to {n_x} or 'auto'"
+        )
+    n_out = cfg.model.layers[-1]
+    n_classes = len(ds.classes)
+    if cfg.model.output_activation == "sigmoid" and n_classes > 2:
+        fix = (f"use output_activation: softmax with layers[-1] = {n_classes}" if trained is None
+               else f"evaluate it on data with 2 classes{like_run}")
+        raise DltrainError(
+            f"the data ({source}) has {n_classes} classes (labels 0..{n_classes - 1}) but the output layer is 1 sigmoid unit; {fix}"
+        )
+    if cfg.model.output_activation == "softmax" and n_out != n_classes:
+        fix = "" if trained is None else f"; evaluate it on data with {n_out} classes{like_run}"
+        raise DltrainError(f"the data ({source}) has {n_classes} classes (labels 0..{n_classes - 1}) "
+                           f"but the softmax output layer has {n_out} units{fix}")
+    splits = split_dataset(ds, cfg.data, np.random.default_rng(cfg.data.split_seed))
+    split_X, split_y = {k: v.X for k, v in splits.items()}, {k: v.y for k, v in splits.items()}
+    stats = normalization_stats(split_X["train"], cfg.data.normalize) if trained is None else trained.normalization
+    dtype = np.dtype(cfg.dtype)
+    # Column-major: each example (column) is contiguous, so the training loop gathers shuffled
+    # mini-batches as contiguous rows of X.T without first copying the whole training set.
+    X = {k: np.asfortranarray(apply_normalization(v, stats), dtype=dtype) for k, v in split_X.items()}
+    for name, y in split_y.items():
+        check_labels(y, n_out, name)
+    Y = {k: targets(v, n_out).astype(dtype) for k, v in split_y.items()}
+    return Prepared(X, Y, split_y, stats, ds.classes, ds.image_shape, n_x, fingerprint(ds))
+
+
+def build_network(cfg: Config, n_x: int) -> Network:
+    """The engine's Network from a validated config; the input size comes from the data."""
+    m = cfg.model
+    hidden = leaky_relu(m.leaky_relu_slope) if m.hidden_activation == "leaky_relu" else ACTIVATIONS[m.hidden_activation]
+    sizes = m.layers[1:]
+    reg = cfg.regularization
+    keep = reg.keep_prob if isinstance(reg.keep_prob, list) else [reg.keep_prob] * (len(sizes) - 1)
+    specs = [LayerSpec(n, hidden, m.batch_norm, p) for n, p in zip(sizes[:-1], keep)]
+    specs.append(LayerSpec(sizes[-1], ACTIVATIONS[m.output_activation]))
+    return Network(
+        n_x, tuple(specs), LOSSES[m.output_activation], reg.l2, reg.l1, m.batch_norm_epsilon, m.batch_norm_momentum
+    )
+
+
+def init_rng(cfg: Config):
+    """Course mode: RandomState(seed), the notebooks' np.random.seed stream; modern: default_rng(seed)."""
+    return np.random.RandomState(cfg.seed) if cfg.rng == "course" else np.random.default_rng(cfg.seed)
+
+
+def build_optimizer(cfg: Config):
+    return OPTIMIZERS[cfg.optimizer.name](**cfg.optimizer.model_dump(exclude={"name", "learning_rate"}))
+
+
+def build_schedule(cfg: Config) -> Callable[[int], float]:
+    """Epoch -> the rate it trains with. As in the course, the decay is applied at the end of each
+    epoch: epoch 0 trains at lr0 and epoch e >= 1 at schedule(lr0, e - 1)."""
+    fn, kwargs, lr0 = SCHEDULES[cfg.schedule.name], cfg.schedule.model_dump(exclude={"name"}), cfg.optimizer.learning_rate
+    return lambda epoch: lr0 if epoch == 0 else fn(lr0, epoch - 1, **kwargs)
+
+
+def build_permutation(cfg: Config, rng, m: int) -> Callable[[int], np.ndarray]:
+    """Epoch i's shuffle: the course re-seeds RandomState(shuffle_seed + 1 + i); modern uses the run's generator."""
+    if cfg.rng == "course":
+        seed = cfg.training.shuffle_seed
+        return lambda epoch: np.random.RandomState(seed + 1 + epoch).permutation(m)
+    return lambda epoch: rng.permutation(m)
+
+
+def build_dropout_rng(cfg: Config, rng) -> Callable[[], object]:
+    """Generator for one forward pass's dropout masks: the course re-creates
+    RandomState(dropout_seed) every pass; modern mode draws fresh masks from the run's generator."""
+    if cfg.rng == "course":
+        seed = cfg.regularization.dropout_seed
+        return lambda: np.random.RandomState(seed)
+    return lambda: rng
+
+
+def hflip_columns(image_shape: tuple[int, ...]) -> np.ndarray:
+    """Row order that mirrors every flattened (h, w, c) image left-right: X[order] flips each column of X."""
+    h, w, c = image_shape
+    return np.arange(h * w * c).reshape(h, w, c)[:, ::-1, :].reshape(-1)
+
+
+def build_augment(cfg: Config, data: "Prepared", rng) -> Callable[[int, np.ndarray], np.ndarray] | None:
+    """Each epoch, a random half of the training images (drawn from the run's generator) mirrored horizontally."""
+    if not cfg.data.augment.hflip:
+        return None
+    if data.image_shape is None or len(data.image_shape) != 3:
+        raise DltrainError(f"data.augment.hflip needs an image dataset; {cfg.data.dataset} has no image shape")
+    order = hflip_columns(data.image_shape)
+
+    def augment(epoch: int, X: np.ndarray) -> np.ndarray:
+        m = X.shape[1]
+        chosen = rng.permutation(m)[: m // 2]
+        X_epoch = X.copy(order="K")  # keeps the column-major layout, so train_epochs need not copy again
+        X_epoch[:, chosen] = X[order][:, chosen]
+        return X_epoch
+
+    return augment
+
+
+def resolved_config(cfg: Config, n_x: int) -> dict:
+    """The config as config.yaml and model.h5 record it: every default filled in, `auto` input size
+    resolved, data paths absolute (resume, reproduce and evaluate may run from another folder)."""
+    resolved = cfg.model_dump(mode="json")
+    resolved["model"]["layers"][0] = n_x
+    for key in ("dir", "path", "test_path"):
+        if isinstance(resolved["data"].get(key), str):
+            resolved["data"][key] = os.path.abspath(resolved["data"][key])
+    return resolved
+
+
+class Training(NamedTuple):
+    """What a run builds from its config and then mutates epoch by epoch (all of it checkpointed)."""
+
+    net: Network
+    rng: object  # Generator (modern) or RandomState (course); its state is part of a checkpoint
+    params: dict[str, np.ndarray]
+    state: dict[str, np.ndarray]
+    optimizer: object
+    stopper: EarlyStopping | None
+    augment: Callable[[int, np.ndarray], np.ndarray] | None
+
+
+def build_training(cfg: Config, data: Prepared) -> Training:
+    """Network, seeded initial weights, optimizer, early stopping and augmentation, before any folder exists."""
+    net = build_network(cfg, data.n_x)
+    # Weights (n_l, n_{l-1}) and activations (n_l, m) are checked before anything is allocated.
+    m = max(v.shape[1] for v in data.X.values())
+    n_prev, itemsize = net.n_x, np.dtype(cfg.dtype).itemsize
+    for l, spec in enumerate(net.layers, start=1):
+        check_array_size(f"model.layers: W{l}", (spec.units, n_prev), itemsize)
+        check_array_size(f"model.layers: layer {l}'s activations for {m} examples", (spec.units, m), itemsize)
+        n_prev = spec.units
+    rng = init_rng(cfg)
+    params, state = init_params(net, INITIALIZERS[cfg.init.scheme], rng, cfg.init.scale, np.dtype(cfg.dtype))
+    es = cfg.regularization.early_stopping
+    if es is not None and "dev" not in data.X:
+        raise DltrainError(
+            "regularization.early_stopping monitors the dev set, but there is none: set data.dev_fraction (e.g. 0.1) or data.dev_size", 2
+        )
+    stopper = EarlyStopping(es.patience, es.min_delta, "min" if es.monitor == "dev_cost" else "max", es.restore_best) if es else None
+    return Training(net, rng, params, state, build_optimizer(cfg), stopper, build_augment(cfg, data, rng))

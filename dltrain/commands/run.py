@@ -1,0 +1,168 @@
+"""A run folder as a Python object: what `dltrain.train` returns and `dltrain.open_run` opens.
+
+Every property reads the folder when asked (a run that is resumed or re-evaluated meanwhile is
+seen as it is now); the folder stays the one source of truth, written only by RunWriter.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from dltrain.commands import evaluate as evaluate_command
+from dltrain.commands.build import prepare_data
+from dltrain.commands.trained import load_trained, predictions, probabilities, run_config, split_plots
+from dltrain.config import Config
+from dltrain.errors import DltrainError
+from dltrain.evaluation import classification_report
+from dltrain.runs import is_run_dir, load_run, read_history, read_json_file
+
+PLOTS = ("cost", "norms", "decision_boundary", "misclassified", "confusion_matrix")
+
+
+class History:
+    """history.csv: one row per logged epoch.
+
+    `history["cost"]` is a column as a float array (nan where the row has no value), `rows` the
+    rows as dicts, `columns` their names, `to_pandas()` a DataFrame (pandas is not a dependency:
+    install it to use this).
+    """
+
+    def __init__(self, rows: list[dict]):
+        self.rows = rows
+        self.columns = list(rows[0]) if rows else []
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def __getitem__(self, column: str) -> np.ndarray:
+        if column not in self.columns:
+            raise KeyError(f"{column!r}: history.csv has the columns {', '.join(self.columns)}")
+        return np.array([np.nan if row[column] is None else row[column] for row in self.rows], dtype=np.float64)
+
+    def to_pandas(self):
+        try:
+            import pandas
+        except ImportError:
+            raise DltrainError("History.to_pandas needs pandas: pip install pandas") from None
+        return pandas.DataFrame(self.rows, columns=self.columns)
+
+    def __repr__(self) -> str:
+        return f"History({len(self.rows)} rows: {', '.join(self.columns)})"
+
+
+class Run:
+    """A dltrain run folder: `path`, `name`, `status`, `config` (the validated Config it recorded),
+    `summary`, `metrics`, `history`; `evaluate`, `predict` and `plot` on its saved model."""
+
+    def __init__(self, path: "str | Path"):
+        path = Path(path)
+        if not path.is_dir():
+            raise DltrainError(f"run folder {path} not found" if not path.exists() else f"{path} is a file, not a run folder")
+        if not is_run_dir(path):
+            raise DltrainError(f"{path} is not a dltrain run folder (it has no summary.json)")
+        self.path = path
+
+    def __repr__(self) -> str:
+        return f"Run('{self.path}', status={self.status!r})"
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def summary(self) -> dict:
+        """summary.json: status, stop reason, epochs run, duration, seeds, versions, data fingerprint."""
+        return load_run(self.path).summary
+
+    @property
+    def status(self) -> str | None:
+        """running, completed, interrupted, diverged or failed."""
+        return self.summary.get("status")
+
+    @property
+    def metrics(self) -> dict:
+        """metrics.json: per split cost, accuracy and examples, and the bias/variance diagnosis ({} before training ends)."""
+        return read_json_file(self.path / "metrics.json") or {}
+
+    @property
+    def config(self) -> Config:
+        return run_config(self.path)
+
+    @property
+    def history(self) -> History:
+        path = self.path / "history.csv"
+        return History(read_history(path) if path.is_file() else [])
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """AL (n_L, m): class probabilities for raw inputs X (n_x, m), examples as columns and valued
+        as the training data were (pixels 0-255); one sigmoid unit gives P(class 1)."""
+        return probabilities(load_trained(self.path), X)
+
+    def evaluate(self, split: "str | np.ndarray" = "all", y: np.ndarray | None = None, *, data: str | None = None,
+                 human_error: float | None = None) -> dict:
+        """Evaluate the saved model.
+
+        evaluate("test") (or "train", "dev", "all"): as `dltrain evaluate`, writing evaluation.json
+        and its plots into the run folder and returning what it holds; `data` evaluates on other
+        data (a dataset name, a YAML mapping of data keys, a YAML or data file).
+        evaluate(X, y): raw inputs X (n_x, m) and labels y (m,) in 0..C-1; returns accuracy,
+        examples, and precision/recall/F1 (binary) or the confusion matrix and per-class report,
+        without writing anything.
+        """
+        if isinstance(split, str):
+            return evaluate_command.evaluate(self.path, split, data, human_error)
+        model = load_trained(self.path)
+        y = np.asarray(y).reshape(-1)
+        pred, _ = predictions(probabilities(model, split))
+        if y.shape != pred.shape:
+            raise DltrainError(f"y has {y.size} labels for {pred.size} examples")
+        report = {"accuracy": float(np.mean(pred == y)), "examples": int(y.size)}
+        report.update(classification_report(y, pred, model.classes, model.net.layers[-1].units == 1))
+        return report
+
+    def plot(self, kind: str = "cost", split: str | None = None):
+        """A matplotlib Figure (a notebook shows it inline): cost (costs and learning rate per
+        epoch), norms (with training.log_norms), decision_boundary (2-D inputs, train split by
+        default), misclassified (images) or confusion_matrix (softmax), on the held-out split by default."""
+        from dltrain import plots
+
+        if kind not in PLOTS:
+            raise DltrainError(f"plot {kind!r}: choose one of {', '.join(PLOTS)}")
+        if kind in ("cost", "norms"):
+            rows, summary = self.history.rows, self.summary
+            if kind == "norms":
+                L = len(self.config.model.layers) - 1
+                if not rows or "norm_W1" not in rows[0]:
+                    raise DltrainError(f"{self.path} logged no norms: train with training.log_norms: true")
+                return plots.norm_curves(rows, L, f"{self.name}: weight and gradient norms")
+            marks = {"stopped": summary["stopped_epoch"], "best": summary["best_epoch"]} if "best_epoch" in summary else {}
+            return plots.cost_curve(rows, f"{self.config.name}: cost", marks)
+        model = load_trained(self.path)
+        data = prepare_data(model.cfg, trained=model)
+        if split is None:
+            split = "train" if kind == "decision_boundary" else next(s for s in ("test", "dev", "train") if s in data.X)
+        if split not in data.X:
+            raise DltrainError(f"{split}: this run's data have no {split} split (they have {', '.join(data.X)})")
+        figures = split_plots(model, split, data.X[split], data.labels[split], (kind,))
+        if kind not in figures:
+            why = {"decision_boundary": "its inputs are not 2-D", "misclassified": "it has no image inputs or no mistakes",
+                   "confusion_matrix": "it has a single sigmoid output"}[kind]
+            raise DltrainError(f"no {kind} plot for {self.path}: {why}")
+        return figures[kind]
+
+    def resume(self, progress=True) -> "Run":
+        """Continue this interrupted run from its last checkpoint (dltrain train --resume)."""
+        from dltrain.commands.train import resume
+
+        return resume(self.path, progress=progress)
+
+
+def open_run(path: "str | Path") -> Run:
+    """The run folder at `path` (a folder `dltrain train` wrote) as a Run."""
+    return Run(path)

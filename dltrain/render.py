@@ -1,0 +1,227 @@
+"""What the CLI prints: result tables, the diagnosis, gradient-check reports, search progress.
+
+Only the CLI imports this module (rich output on the terminal, plain wide tables when piped).
+"""
+
+import time
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def print_results(cfg, run, quiet: bool) -> None:
+    if not quiet:
+        summary, metrics = run.summary, run.metrics
+        table = Table(title=f"{cfg.name}: {summary['epochs_run']} epochs in {summary['duration_seconds']:.1f}s")
+        for col in ("split", "examples", "cost", "accuracy"):
+            table.add_column(col, justify="right" if col != "split" else "left")
+        for split, m in metrics.items():
+            if split != "diagnosis":
+                table.add_row(split, str(m["examples"]), f"{m['cost']:.6f}", f"{m['accuracy']:.4f}")
+        out.print(table)
+        print_diagnosis(metrics["diagnosis"])
+
+
+class CheckProgress:
+    """A transient bar of cost evaluations on a terminal, redrawn at most 10x/s; nothing otherwise."""
+
+    def __init__(self, show: bool):
+        self.bar = Progress(TextColumn("gradient check"), BarColumn(), TextColumn("{task.completed}/{task.total} cost evaluations"),
+                            TimeElapsedColumn(), console=out, transient=True) if show and out.is_terminal else None
+        self.task = self.bar.add_task("check", total=None) if self.bar else None
+        self._drawn = 0.0
+        if self.bar:
+            self.bar.start()
+
+    def __call__(self, done: int, total: int):
+        now = time.monotonic()
+        if self.bar and (done == total or now - self._drawn > 0.1):
+            self.bar.update(self.task, completed=done, total=total)
+            self._drawn = now
+
+    def close(self):
+        if self.bar:
+            self.bar.stop()
+
+
+def gradcheck_json(name: str, o) -> dict:
+    worst = o.report.worst
+    return {
+        "config": name, "verdict": o.verdict, "overall": o.report.overall, "threshold": o.threshold, "epsilon": o.epsilon,
+        "examples": o.examples, "after_epochs": o.after_epochs, "max_per_param": o.max_per_param, "dtype": "float64",
+        "worst": {"parameter": worst.name, "relative_difference": worst.relative_error, "index": list(worst.worst_index),
+                  "analytic": worst.worst_analytic, "numeric": worst.worst_numeric},
+        "parameters": [{"name": a.name, "relative_difference": a.relative_error, "checked": a.checked, "size": a.size,
+                        "worst_index": list(a.worst_index), "analytic": a.worst_analytic, "numeric": a.worst_numeric}
+                       for a in o.report.arrays],
+        "kinks": [k._asdict() for k in o.kinks], "notices": o.notices, "warnings": o.warnings,
+    }
+
+
+VERDICT_STYLE = {"pass": "green", "suspicious": "yellow", "fail": "red"}
+
+
+def print_gradcheck(name: str, o) -> None:
+    from dltrain.engine.gradcheck import verdict
+
+    for line in o.notices:
+        out.print(f"note: {line}", soft_wrap=True, markup=False)
+    for line in o.warnings:
+        out.print(Text.assemble(("warning:", "yellow"), f" {line}"), soft_wrap=True)
+    after = f", after {o.after_epochs} epochs" if o.after_epochs else ""
+    table = Table(title=f"{name}: gradient check on {o.examples} examples{after}, epsilon {o.epsilon:g}",
+                  caption="difference = ||g - g_num|| / (||g|| + ||g_num||), 2-norms over the checked entries")
+    for col in ("parameter", "checked", "difference", "worst index", "analytic", "numeric"):
+        table.add_column(col, justify="left" if col == "parameter" else "right", no_wrap=col in ("analytic", "numeric"))
+    for a in o.report.arrays:
+        style = VERDICT_STYLE[verdict(a.relative_error, o.threshold)]
+        table.add_row(a.name, f"{a.checked}/{a.size}", f"[{style}]{a.relative_error:.2e}[/{style}]",
+                      ",".join(map(str, a.worst_index)), f"{a.worst_analytic:.7g}", f"{a.worst_numeric:.7g}")
+    out.print(table)
+    w = o.report.worst
+    out.print(f"overall relative difference {o.report.overall:.3e}; worst parameter {w.name} ({w.relative_error:.3e}), "
+              f"worst entry {w.name}{list(w.worst_index)}: analytic {w.worst_analytic:.10g}, numeric {w.worst_numeric:.10g}",
+              soft_wrap=True)
+    reason = {"pass": f"below the threshold {o.threshold:g}",
+              "suspicious": f"between the threshold {o.threshold:g} and 1e-05; look at {w.name} first",
+              "fail": f"above 1e-05: backprop is most likely wrong, start with {w.name}"}[o.verdict]
+    if o.warnings and o.verdict != "pass":
+        reason += " (but see the warning above: the check is not valid at a kink)"
+    style = VERDICT_STYLE[o.verdict]
+    out.print(f"verdict: [{style}]{o.verdict}[/{style}] ({o.report.overall:.3e} is {reason})", soft_wrap=True)
+
+
+def short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+class SearchProgress:
+    """Round headers and one line per finished trial (above a bar on a terminal); quiet prints nothing."""
+
+    def __init__(self, total: int, metric: str, quiet: bool):
+        self.metric, self.quiet, self.done, self.reused = metric, quiet, 0, 0
+        self.bar = None
+        if not quiet and out.is_terminal:
+            self.bar = Progress(TextColumn("trials {task.completed}/{task.total}"), BarColumn(), TimeElapsedColumn(),
+                                console=out, transient=True)
+            self.task = self.bar.add_task("search", total=total)
+            self.bar.start()
+
+    def print(self, line):
+        if not self.quiet:
+            out.print(line, soft_wrap=True, markup=False)
+
+    def round(self, number: int, space: dict, n: int):
+        narrowed = f", ranges narrowed to round {number - 1}'s best" if number > 1 else ""
+        table = Table(title=f"round {number}: {n} trials{narrowed}", title_justify="left")
+        table.add_column("key path")
+        table.add_column("distribution")
+        for key, d in space.items():
+            table.add_row(Text(key), Text(d.spec() if d.kind == "choice" else f"{d.kind}({d.low:.6g}, {d.high:.6g})"))
+        if not self.quiet:
+            out.print(table)
+
+    def trial(self, record: dict, reused: bool):
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(self.task, completed=self.done)
+        if reused:
+            self.reused += 1
+            return
+        values = "  ".join(f"{k}={short(v)}" for k, v in record["values"].items())
+        if record["status"] == "completed":
+            m = record["metrics"]
+            self.print(f"trial {record['trial']:>3}  dev_accuracy {m['dev_accuracy']:.4f}  dev_cost {m['dev_cost']:.6f}  {values}")
+        else:
+            self.print(f"trial {record['trial']:>3}  {record['status']}  {values}  ({record['error'].splitlines()[0]})")
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.2f}%"
+
+
+def print_diagnosis(d: dict) -> None:
+    """The bias/variance diagnosis and the course's recipe for it."""
+    out.print(f"[bold]diagnosis: {d['problem']}[/bold]")
+    stand_in = " (measured on test: there is no dev set)" if d["dev_split"] == "test" else ""
+    out.print(f"  human error {pct(d['human_error'])}, train error {pct(d['train_error'])}, "
+              f"dev error {pct(d['dev_error'])}{stand_in}", soft_wrap=True)
+    variance = "unknown (no dev or test set: set data.dev_fraction)" if d["variance"] is None else pct(d["variance"])
+    out.print(f"  avoidable bias {pct(d['avoidable_bias'])}, variance {variance} (a gap of {pct(d['threshold'])} or more is high)",
+              soft_wrap=True)
+    for step in d["recipe"]:
+        out.print(f"  - {step}", soft_wrap=True)
+
+
+def print_split(name: str, m: dict) -> None:
+    out.print(f"[bold]{name}[/bold]: {m['examples']} examples, cost {m['cost']:.6f}, accuracy {m['accuracy']:.4f}")
+    if "precision" in m:
+        (tn, fp), (fn, tp) = m["confusion_matrix"]
+        out.print(f"  {escape(m['positive_class'])} as positive: precision {m['precision']:.4f}, recall {m['recall']:.4f}, "
+                  f"F1 {m['f1']:.4f}; true positives {tp}, false positives {fp}, false negatives {fn}, true negatives {tn}",
+                  soft_wrap=True)
+        return
+    classes = [escape(c) for c in m["per_class"]]
+    matrix = Table(title=f"{name}: confusion matrix")
+    matrix.add_column("true \\ predicted")
+    for c in classes:
+        matrix.add_column(c, justify="right")
+    for c, counts in zip(classes, m["confusion_matrix"]):
+        matrix.add_row(c, *map(str, counts))
+    out.print(matrix)
+    per_class = Table(title=f"{name}: per class")
+    for col in ("class", "precision", "recall", "f1", "support"):
+        per_class.add_column(col, justify="left" if col == "class" else "right")
+    for c, v in m["per_class"].items():
+        per_class.add_row(escape(c), f"{v['precision']:.4f}", f"{v['recall']:.4f}", f"{v['f1']:.4f}", str(v["support"]))
+    out.print(per_class)
+
+
+def cell(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def counts_table(counts: dict[str, list[int]], classes: list[str], title: str | None = None) -> Table:
+    """Examples per split and per class."""
+    table = Table(title=title)
+    for col in ("split", "examples", *classes):
+        table.add_column(col, justify="left" if col == "split" else "right")
+    for split, per_class in counts.items():
+        table.add_row(split, str(sum(per_class)), *map(str, per_class))
+    return table
+
+
+def print_leaderboard(outcome, metric: str, reused: int) -> None:
+    """The search's best ten trials, how many were reused or failed, and where the best config is."""
+    folder = outcome.out
+    if reused:
+        out.print(f"{reused} trials reused from an earlier run of this search")
+    table = Table(title=f"leaderboard (by {metric}; all in {folder / 'leaderboard.csv'})", title_justify="left")
+    keys = list(outcome.space)
+    # The last part of each key path keeps the table narrow (the CSV has the full paths).
+    for col in ["rank", "trial", "round", "dev_accuracy", "dev_cost", *(k.rsplit(".", 1)[-1] for k in keys)]:
+        table.add_column(Text(col), justify="right")
+    completed = [r for r in outcome.ranked if r["status"] == "completed"]
+    for place, r in enumerate(completed[:10], start=1):
+        m = r["metrics"]
+        table.add_row(str(place), str(r["trial"]), str(r["round"]), f"{m['dev_accuracy']:.4f}", f"{m['dev_cost']:.6f}",
+                      *(Text(short(r["values"][k])) for k in keys))
+    # Piped output ends up in files and logs, where a wide table beats truncated columns.
+    (out if out.is_terminal else Console(highlight=False, width=160)).print(table)
+    failed = len(outcome.ranked) - len(completed)
+    if failed:
+        out.print(f"{failed} trials failed or diverged (see leaderboard.csv)")
+    if outcome.best is not None:
+        out.print(f"best: trial {outcome.best['trial']}, config in {folder / 'best.yaml'}", soft_wrap=True, markup=False)
