@@ -4,8 +4,8 @@ import sys
 
 
 def entry():
-    # Importing the CLI loads NumPy, matplotlib and h5py (a second or more): Ctrl-C in that time
-    # should exit like any other interrupt, not print an import traceback.
+    # Commands import NumPy, matplotlib and h5py when they start (a second or more): Ctrl-C in that
+    # time should exit like any other interrupt, not print an import traceback.
     try:
         from dltrain.cli import main
     except KeyboardInterrupt:
