@@ -14,6 +14,12 @@ contiguous, which is the layout `dltrain train` prepares.
 - PyTorch (only if installed; never a dltrain dependency): a plain `nn.Sequential` loop,
   `torch.set_num_threads(--threads)`, BCEWithLogits / CrossEntropy loss, `loss.item()` per step
   (dltrain also turns each step's cost into a Python float).
+- JAX (only if installed): `jax.jit` of one whole training step (forward in the course layout,
+  the mean cross-entropy from the logits, `jax.value_and_grad`, the same GD or course-form Adam
+  update) from dltrain's initial weights, float64 through `jax_enable_x64`, XLA's CPU thread pool
+  limited to --threads; the cost as a Python float per step. Before timing, each workload's first
+  five float64 full-batch costs are compared with dltrain's (printed, and `jax_check` in --json):
+  the two do the same work.
 - scikit-learn (only if installed): `MLPClassifier(warm_start=True, max_iter=E)`, `alpha=0`,
   plain SGD (momentum 0) or Adam. One `fit` call runs E epochs of the same steps; its time divided
   by the steps is the step time, so its once-per-fit input validation is spread over those steps.
@@ -73,7 +79,7 @@ WORKLOADS = {
     "W4": Workload("wide", [784, 512, 512, 10], "relu", "adam", 0.001, 60000, 256, 235, True),
 }
 DTYPES = {"f64": np.float64, "f32": np.float32}
-IMPLS = ["dltrain-f64", "dltrain-f32", "torch-f64", "torch-f32", "sklearn-f64", "sklearn-f32"]
+IMPLS = ["dltrain-f64", "dltrain-f32", "torch-f64", "torch-f32", "sklearn-f64", "sklearn-f32", "jax-f64", "jax-f32"]
 
 
 def describe(w: Workload) -> str:
@@ -221,7 +227,102 @@ def sklearn_runner(w: Workload, dtype, rows, y):
     return run
 
 
-RUNNERS = {"dltrain": dltrain_runner, "torch": torch_runner, "sklearn": sklearn_runner}
+def initial_params(w: Workload, dtype) -> list[tuple[np.ndarray, np.ndarray]]:
+    """[(W1, b1), ...]: the weights dltrain_runner starts from (same generator, same initializer)."""
+    from dltrain.engine.initializers import INITIALIZERS
+
+    rng = np.random.default_rng(1)
+    init = INITIALIZERS["he" if w.hidden == "relu" else "xavier"]
+    return [(init(n, n_prev, rng, 1.0).astype(dtype), np.zeros((n, 1), dtype=dtype)) for n_prev, n in zip(w.sizes[:-1], w.sizes[1:])]
+
+
+def jax_step(w: Workload):
+    """One whole training step, jax.jit-compiled: forward in the course layout (Z = W @ A_prev + b),
+    the mean cross-entropy from the logits, jax.grad, and the same GD or Adam update as dltrain's
+    (course form: W -= lr * v_hat / (sqrt(s_hat) + eps)). -> step(params, opt, Xb rows, Yb, t, lr) -> (params, opt, cost)."""
+    import jax
+    import jax.numpy as jnp
+
+    act = {"relu": jax.nn.relu, "tanh": jnp.tanh}[w.hidden]
+
+    def cost(params, rows, Y):
+        A = rows.T  # (n_x, m)
+        for W, b in params[:-1]:
+            A = act(W @ A + b)
+        W, b = params[-1]
+        Z = W @ A + b
+        if Z.shape[0] == 1:  # sigmoid + binary cross-entropy, stably from the logits
+            return jnp.mean(jnp.logaddexp(0.0, Z) - Y * Z)
+        return jnp.mean(jax.nn.logsumexp(Z, axis=0) - jnp.sum(Y * Z, axis=0))
+
+    def step(params, opt, rows, Y, t, lr):
+        value, grads = jax.value_and_grad(cost)(params, rows, Y)
+        if w.optimizer == "gd":
+            return jax.tree_util.tree_map(lambda p, g: p - lr * g, params, grads), opt, value
+        beta1, beta2, eps = 0.9, 0.999, 1e-8
+        v = jax.tree_util.tree_map(lambda v, g: beta1 * v + (1 - beta1) * g, opt[0], grads)
+        s = jax.tree_util.tree_map(lambda s, g: beta2 * s + (1 - beta2) * g * g, opt[1], grads)
+        new = jax.tree_util.tree_map(
+            lambda p, v, s: p - lr * (v / (1 - beta1**t)) / (jnp.sqrt(s / (1 - beta2**t)) + eps), params, v, s)
+        return new, (v, s), value
+
+    return jax.jit(step)
+
+
+def jax_runner(w: Workload, dtype, rows, y):
+    import jax
+    import jax.numpy as jnp
+
+    params = [tuple(jnp.asarray(a) for a in layer) for layer in initial_params(w, dtype)]
+    opt = (jax.tree_util.tree_map(jnp.zeros_like, params), jax.tree_util.tree_map(jnp.zeros_like, params))
+    Y_rows = y.reshape(1, -1).astype(dtype) if w.sizes[-1] == 1 else np.eye(w.sizes[-1], dtype=dtype)[:, y]
+    step, rng, t = jax_step(w), np.random.default_rng(1), 0
+    lr = np.asarray(w.learning_rate, dtype=dtype)
+
+    def run(epochs, k):
+        nonlocal params, opt, t
+        for _ in range(epochs):
+            order = [slice(0, k)] if w.batch_size is None else np.array_split(rng.permutation(k), range(w.batch_size, k, w.batch_size))
+            for idx in order:
+                t += 1
+                params, opt, value = step(params, opt, rows[idx], Y_rows[:, idx], np.asarray(t, dtype=dtype), lr)
+                float(value)  # the cost as a Python float each step, as dltrain's loop does
+
+    return run
+
+
+def jax_matches_dltrain(w: Workload, steps: int = 5) -> float:
+    """Largest relative difference of the float64 costs of JAX and dltrain over the first steps
+    (full batch on up to 256 examples, same initial weights): the two time the same work."""
+    from dltrain.engine.activations import ACTIVATIONS
+    from dltrain.engine.losses import LOSSES
+    from dltrain.engine.model import LayerSpec, Network
+    from dltrain.engine.optimizers import OPTIMIZERS
+    from dltrain.engine.train import train_epochs
+
+    rows, y = make_data(w, np.float64)
+    k = min(w.m, 256)
+    rows, y = rows[:k], y[:k]
+    output = "sigmoid" if w.sizes[-1] == 1 else "softmax"
+    Y = y.reshape(1, -1).astype(np.float64) if output == "sigmoid" else np.eye(w.sizes[-1])[:, y]
+    specs = [LayerSpec(n, ACTIVATIONS[w.hidden]) for n in w.sizes[1:-1]] + [LayerSpec(w.sizes[-1], ACTIVATIONS[output])]
+    net = Network(w.sizes[0], tuple(specs), LOSSES[output])
+    start = initial_params(w, np.float64)
+    params = {f"{n}{l}": a.copy() for l, layer in enumerate(start, 1) for n, a in zip("Wb", layer)}
+    ours = [r.cost for r in train_epochs(np.asfortranarray(rows.T), Y, params, {}, net, OPTIMIZERS[w.optimizer](),
+                                         lambda epoch: w.learning_rate, steps, None, None)]
+    import jax.numpy as jnp
+
+    jparams = [tuple(jnp.asarray(a) for a in layer) for layer in start]
+    opt = ([tuple(jnp.zeros_like(a) for a in layer) for layer in jparams],) * 2
+    step, theirs = jax_step(w), []
+    for t in range(1, steps + 1):
+        jparams, opt, value = step(jparams, opt, rows, Y, np.float64(t), np.float64(w.learning_rate))
+        theirs.append(float(value))
+    return max(abs(a - b) / abs(a) for a, b in zip(ours, theirs))
+
+
+RUNNERS = {"dltrain": dltrain_runner, "torch": torch_runner, "sklearn": sklearn_runner, "jax": jax_runner}
 
 
 def available(impl: str) -> bool:
@@ -229,7 +330,7 @@ def available(impl: str) -> bool:
     if lib == "dltrain":
         return True
     try:
-        __import__({"torch": "torch", "sklearn": "sklearn.neural_network"}[lib])
+        __import__({"torch": "torch", "sklearn": "sklearn.neural_network", "jax": "jax"}[lib])
     except ImportError:
         return False
     return True
@@ -237,6 +338,10 @@ def available(impl: str) -> bool:
 
 def build(impl: str, w: Workload, data, threads: int):
     lib, dt = impl.split("-")
+    if lib == "jax":
+        import jax
+
+        jax.config.update("jax_enable_x64", True)  # float64 arrays stay float64; float32 ones stay float32
     if lib == "torch":
         import torch
 
@@ -491,11 +596,20 @@ def main(argv=None) -> int:
     if unknown:
         p.error(f"unknown workload(s) {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}")
     rounds = args.rounds or (2 if args.quick else 5)
+    # Before JAX loads: XLA's CPU thread pool takes every core unless told otherwise.
+    os.environ.setdefault("XLA_FLAGS", f"--xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={args.threads}")
     impls = [i for i in IMPLS if available(i)]
     limiter = limit_threads(args.threads)  # noqa: F841 (kept alive for the run)
-    rates, results = {}, {}
+    rates, results, jax_check = {}, {}, {}
     for wname in wnames:
         w = WORKLOADS[wname]
+        if "jax-f64" in impls:
+            import jax
+
+            jax.config.update("jax_enable_x64", True)
+            jax_check[wname] = jax_matches_dltrain(w)
+            print(f"{wname}: JAX's first 5 float64 costs differ from dltrain's by at most {jax_check[wname]:.1e} (relative)",
+                  file=sys.stderr)
         steps = args.steps or (min(w.steps, 40) if args.quick else w.steps)
         print(f"{wname}: {rounds} rounds of {plan(w, steps)[2]} steps x {len(impls)} implementations", file=sys.stderr)
         started = time.perf_counter()
@@ -516,6 +630,8 @@ def main(argv=None) -> int:
             print("  (skipped: the course's cat files are not in datasets/ or ../shared/datasets)", file=sys.stderr)
     if args.json:  # JSON on stdout, the table on stderr for whoever watches
         out = {"workloads": results, "blas": blas_description(), "gemm_gflops": rates}
+        if jax_check:
+            out["jax_check"] = jax_check
         if overhead is not None:
             out["train_overhead"] = overhead
         print_table(results, overhead, rates, file=sys.stderr)

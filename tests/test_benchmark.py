@@ -18,7 +18,7 @@ def test_json_has_the_issues_shape_for_the_peers_installed():
     out = json.loads(res.stdout)
     assert list(out["workloads"]) == ["W3"]
     w3 = out["workloads"]["W3"]
-    peers = [lib for lib, module in (("torch", "torch"), ("sklearn", "sklearn")) if importlib.util.find_spec(module)]
+    peers = [lib for lib, module in (("torch", "torch"), ("sklearn", "sklearn"), ("jax", "jax")) if importlib.util.find_spec(module)]
     expected = {f"{lib}-{dt}" for lib in ["dltrain", *peers] for dt in ("f64", "f32")} | {"floor_f32_ms", "floor_f64_ms"}
     assert set(w3) == expected
     for impl in expected - {"floor_f32_ms", "floor_f64_ms"}:
@@ -26,5 +26,7 @@ def test_json_has_the_issues_shape_for_the_peers_installed():
     assert w3["floor_f32_ms"] > 0 and w3["floor_f64_ms"] > 0
     assert set(out["gemm_gflops"]) == {"f32", "f64"} and out["blas"]
     assert "W3 planar" in res.stderr  # the table goes to stderr with --json
+    if "jax" in peers:  # JAX is timed on the same work: its first costs equal dltrain's
+        assert 0 <= out["jax_check"]["W3"] < 1e-12
     if peers:
         assert w3["dltrain-f64"]["ratio_to_peer"] > 0 and "Targets (issue 9)" in res.stderr
