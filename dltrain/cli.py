@@ -435,6 +435,30 @@ def predict(
         typer.echo(f"{p.input}\t{p.label}\t{p.probability:.4f}")  # real tabs (rich would expand them)
 
 
+class ExportFormat(str, Enum):
+    onnx = "onnx"
+
+
+@app.command()
+def export(
+    run_dir: Path = typer.Argument(..., help="A finished run folder (it has model.h5)."),
+    format: ExportFormat = typer.Option(ExportFormat.onnx, "--format", help="The file format (onnx)."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="The file to write (default: RUN/model.onnx)."),
+):
+    """Write the run's model as an ONNX file (input X: examples as rows of raw values; outputs probabilities, label).
+
+    Needs the export extra: pip install 'dltrain[export]'. The last line is the file written.
+    """
+    try:
+        from dltrain.commands.export import export as command
+
+        result = command(run_dir, format.value, out_file)
+    except DltrainError as e:
+        fail(e)
+    err.print(f"{result.format}: input X (m, {result.n_x}) {result.element_type}; outputs {', '.join(result.outputs)}", soft_wrap=True, markup=False)
+    out.print(str(result.out), soft_wrap=True, markup=False)
+
+
 def main():
     try:
         app(prog_name="dltrain")

@@ -22,6 +22,7 @@ COMMAND_LAYERS = {
     "train": {"build", "trained", "run"},
     "reproduce": {"train", "trained", "run"},
     "search": {"train"},
+    "export": {"trained"},
 }
 
 
