@@ -23,6 +23,7 @@ COMMAND_LAYERS = {
     "reproduce": {"train", "trained", "run"},
     "search": {"train"},
     "export": {"trained"},
+    "log": set(),
 }
 
 
