@@ -125,9 +125,10 @@ def train(
             raise DltrainError("give either a CONFIG file or --resume RUN_DIR", 2)
         if run_dir is not None and runs_dir is not None:
             raise DltrainError("--run-dir names the run folder itself: --runs-dir does not apply", 2)
-        if resume is not None and (set_ or run_dir or runs_dir or mlflow):
-            raise DltrainError("--resume continues a run in its own folder with its own config.yaml: --set, --run-dir, --runs-dir and "
-                               "--mlflow do not apply (dltrain log RUN --mlflow URI uploads it once finished)", 2)
+        if resume is not None and (set_ or run_dir or runs_dir):
+            raise DltrainError("--resume continues a run in its own folder with its own config.yaml: --set, --run-dir and --runs-dir do not apply", 2)
+        if resume is not None and mlflow:
+            raise DltrainError("--mlflow does not apply to --resume (the run keeps its config.yaml): dltrain log RUN --mlflow URI uploads it once finished", 2)
         from dltrain.commands import train as command
         from dltrain.commands.trained import run_config
 

@@ -164,6 +164,8 @@ def test_diverged_run_is_logged_as_failed(tmp_path, uri):
 
 def test_log_needs_a_destination_and_tracking_keys_are_checked(tmp_path):
     run = dltrain.train(PLANAR, runs_dir=tmp_path / "runs", progress=False)
+    # Without tracking, config.yaml is as it was before the section existed (reproduce compares it).
+    assert "tracking" not in yaml.safe_load((run.path / "config.yaml").read_text())
     with pytest.raises(DltrainError) as e:
         log(run.path)
     assert e.value.exit_code == 2 and "--mlflow" in str(e.value)
