@@ -113,7 +113,13 @@ def test_search_logs_a_parent_run_with_its_trials_nested(tmp_path, uri):
     # The trials themselves do not log (they are nested by the search), and the store is not part of
     # the search's identity: the same search with another --mlflow resumes it.
     assert yaml.safe_load((tmp_path / "s" / "trials" / "trial-001" / "config.yaml").read_text())["tracking"]["mlflow"] is None
-    dltrain.search(base, space, tmp_path / "s", trials=2, workers=1, seed=1, mlflow=None)
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
+    res = runner.invoke(app, ["search", str(tmp_path / "base.yaml"), "--space", str(tmp_path / "space.yaml"), "--out", str(tmp_path / "s"),
+                              "--trials", "2", "--workers", "1", "--seed", "1", "-q", "--mlflow", uri])
+    assert res.exit_code == 0, res.output
+    # Logging the search again (here from the CLI, resuming it) finds the parent and its trials: still three runs.
+    assert len(client.search_runs([client.get_experiment_by_name("search").experiment_id])) == 3
 
 
 def test_unreachable_store_is_one_warning_and_the_run_uploads_later(tmp_path, monkeypatch, uri):
