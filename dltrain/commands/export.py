@@ -47,7 +47,7 @@ def input_doc(t: Trained) -> str:
 
 
 def onnx_layers(t: Trained) -> list:
-    """The run's layers as onnx_graph.DenseLayer values, transposed-free: W as the engine holds it."""
+    """The run's layers as onnx_graph.DenseLayer values, W as the engine holds it (n_l, n_prev): the graph transposes it in Gemm."""
     from dltrain.onnx_graph import DenseLayer
 
     out = []
