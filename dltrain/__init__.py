@@ -33,6 +33,8 @@ _API = {
     "compare": ("dltrain.commands.runs", "compare_runs"),
     "list_datasets": ("dltrain.commands.datasets", "list_datasets"),
     "dataset_info": ("dltrain.commands.datasets", "dataset_info"),
+    "export": ("dltrain.commands.export", "export"),
+    "log": ("dltrain.commands.log", "log"),
     "import_images": ("dltrain.data.images", "import_image_folder"),
     "DltrainError": ("dltrain.errors", "DltrainError"),
     "Interrupted": ("dltrain.errors", "Interrupted"),

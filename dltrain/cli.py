@@ -31,8 +31,10 @@ from dltrain.render import (
     print_diagnosis,
     print_gradcheck,
     print_leaderboard,
+    print_logged,
     print_results,
     print_split,
+    tracking_warnings,
 )
 
 app = typer.Typer(
@@ -96,6 +98,10 @@ def _call(run):
         fail(DltrainError("out of memory: use fewer or smaller layers, a smaller training.batch_size, or less data"))
 
 
+MlflowOption = typer.Option(None, "--mlflow", help="Also log to this MLflow tracking URI (sqlite:///mlflow.db, http://host:5000) "
+                                                   "once finished; needs pip install 'dltrain[mlflow]'.")
+
+
 
 
 @app.command()
@@ -108,6 +114,7 @@ def train(
         None, "--resume", help="Continue this interrupted run folder from its last checkpoint, with its own config.yaml."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output; still prints the run folder."),
+    mlflow: Optional[str] = MlflowOption,
 ):
     """Train the model a config describes and write its run folder; the last line is the folder's path.
 
@@ -120,16 +127,21 @@ def train(
             raise DltrainError("--run-dir names the run folder itself: --runs-dir does not apply", 2)
         if resume is not None and (set_ or run_dir or runs_dir):
             raise DltrainError("--resume continues a run in its own folder with its own config.yaml: --set, --run-dir and --runs-dir do not apply", 2)
+        if resume is not None and mlflow:
+            raise DltrainError("--mlflow does not apply to --resume (the run keeps its config.yaml): dltrain log RUN --mlflow URI uploads it once finished", 2)
         from dltrain.commands import train as command
         from dltrain.commands.trained import run_config
 
         cfg = run_config(resume) if resume is not None else _load(config, set_)
+        if mlflow:
+            cfg.tracking.mlflow = mlflow  # recorded in config.yaml: the store this run was meant for
     except DltrainError as e:
         fail(e)
-    if resume is not None:
-        run = _call(lambda: command.resume(resume, progress=not quiet))
-    else:
-        run = _call(lambda: command.train(cfg, runs_dir=runs_dir or Path("runs"), run_dir=run_dir, progress=not quiet))
+    with tracking_warnings():
+        if resume is not None:
+            run = _call(lambda: command.resume(resume, progress=not quiet))
+        else:
+            run = _call(lambda: command.train(cfg, runs_dir=runs_dir or Path("runs"), run_dir=run_dir, progress=not quiet))
     print_results(cfg, run, quiet)
     out.print(str(run.path), soft_wrap=True, markup=False)
 
@@ -201,6 +213,7 @@ def search(
     seed: int = typer.Option(0, "--seed", min=0, help="Seeds the sampling of the values (each trial keeps the config's own seed)."),
     set_: Optional[list[str]] = SetOption,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output; still prints the search folder."),
+    mlflow: Optional[str] = MlflowOption,
 ):
     """Random hyperparameter search on each value's scale, coarse to fine, in parallel; the last line is the search folder.
 
@@ -211,8 +224,9 @@ def search(
 
     progress = SearchProgress(trials, metric.value, quiet)
     try:
-        outcome = command(config, space, out_dir, trials=trials, rounds=rounds, workers=workers, scheduler=scheduler,
-                          metric=metric.value, seed=seed, overrides=set_ or [], progress=progress)
+        with tracking_warnings():
+            outcome = command(config, space, out_dir, trials=trials, rounds=rounds, workers=workers, scheduler=scheduler,
+                              metric=metric.value, seed=seed, overrides=set_ or [], progress=progress, mlflow=mlflow)
     except (Interrupted, KeyboardInterrupt) as e:
         progress.close()
         where = str(e) if isinstance(e, Interrupted) else "interrupted: the finished trials are kept in the search folder; rerun the same command to resume"
@@ -433,6 +447,40 @@ def predict(
         fail(e)
     for p in predictions:
         typer.echo(f"{p.input}\t{p.label}\t{p.probability:.4f}")  # real tabs (rich would expand them)
+
+
+@app.command()
+def export(
+    run_dir: Path = typer.Argument(..., help="A finished run folder (it has model.h5)."),
+    format: str = typer.Option("onnx", "--format", help="The file format: onnx."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="The file to write (default: RUN/model.onnx)."),
+):
+    """Write the run's model as an ONNX file (input X: rows of raw values; outputs probabilities, label); needs pip install 'dltrain[export]'."""
+    try:
+        from dltrain.commands.export import export as command
+
+        result = command(run_dir, format, out_file)
+    except DltrainError as e:
+        fail(e)
+    err.print(f"{result.format}: input X (m, {result.n_x}) {result.element_type}; outputs {', '.join(result.outputs)}", soft_wrap=True, markup=False)
+    out.print(str(result.out), soft_wrap=True, markup=False)
+
+
+@app.command()
+def log(
+    path: Path = typer.Argument(..., help="A finished run folder, or a search folder (its trials are nested under it)."),
+    mlflow: Optional[str] = typer.Option(None, "--mlflow", help="MLflow tracking URI (default: the run's tracking.mlflow)."),
+    experiment: Optional[str] = typer.Option(None, "--experiment", help="MLflow experiment (default: the config's name)."),
+    tensorboard: bool = typer.Option(False, "--tensorboard", help="Write TensorBoard event files into the run folder(s)."),
+):
+    """Copy a finished run (or search) to MLflow and/or TensorBoard after the fact; the last line is the MLflow run id."""
+    try:
+        from dltrain.commands.log import log as command
+
+        result = command(path, mlflow, experiment, tensorboard)
+    except DltrainError as e:
+        fail(e)
+    print_logged(result)
 
 
 def main():

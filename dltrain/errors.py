@@ -27,3 +27,8 @@ class Interrupted(DltrainError):
 class Diverged(DltrainError):
     """Training blew up (a non-finite or runaway cost or parameter); the message names the epoch,
     the array or cost, and a hint."""
+
+
+class TrackingWarning(UserWarning):
+    """A tracking backend (MLflow, TensorBoard) could not take a copy of a run; the run itself is complete.
+    The CLI prints it as one `warning:` line."""

@@ -3,13 +3,17 @@
 Only the CLI imports this module (rich output on the terminal, plain wide tables when piped).
 """
 
+import contextlib
 import time
+import warnings
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
+
+from dltrain.errors import TrackingWarning
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -225,3 +229,29 @@ def print_leaderboard(outcome, metric: str, reused: int) -> None:
         out.print(f"{failed} trials failed or diverged (see leaderboard.csv)")
     if outcome.best is not None:
         out.print(f"best: trial {outcome.best['trial']}, config in {folder / 'best.yaml'}", soft_wrap=True, markup=False)
+
+
+@contextlib.contextmanager
+def tracking_warnings():
+    """A tracker that failed (MLflow down, a missing extra) as one `warning:` line; other warnings as Python shows them."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TrackingWarning)
+        try:
+            yield
+        finally:
+            for w in caught:
+                if issubclass(w.category, TrackingWarning):
+                    err.print(Text.assemble(("warning:", "yellow"), f" {w.message}"), soft_wrap=True)
+                else:
+                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
+def print_logged(result) -> None:
+    """`dltrain log`: the TensorBoard files and the MLflow run on stderr, the MLflow run id as the last line."""
+    for f in result.event_files:
+        err.print(f"tensorboard: {f}", soft_wrap=True, markup=False)
+    if result.mlflow_run is not None:
+        what = "already logged as" if result.already else "logged as"
+        nested = f" with {len(result.nested)} nested trial runs" if result.nested else ""
+        err.print(f"mlflow: {result.path} {what} run {result.mlflow_run}{nested}", soft_wrap=True, markup=False)
+        out.print(result.mlflow_run, soft_wrap=True, markup=False)

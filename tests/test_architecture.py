@@ -22,6 +22,8 @@ COMMAND_LAYERS = {
     "train": {"build", "trained", "run"},
     "reproduce": {"train", "trained", "run"},
     "search": {"train"},
+    "export": {"trained"},
+    "log": set(),
 }
 
 

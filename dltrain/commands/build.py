@@ -167,9 +167,12 @@ def build_augment(cfg: Config, data: "Prepared", rng) -> Callable[[int, np.ndarr
 
 def resolved_config(cfg: Config, n_x: int) -> dict:
     """The config as config.yaml and model.h5 record it: every default filled in, `auto` input size
-    resolved, data paths absolute (resume, reproduce and evaluate may run from another folder)."""
+    resolved, data paths absolute (resume, reproduce and evaluate may run from another folder); `tracking` only when set."""
     resolved = cfg.model_dump(mode="json")
     resolved["model"]["layers"][0] = n_x
+    if cfg.tracking == type(cfg).model_fields["tracking"].default:
+        # No tracking asked for: the record stays as before the section existed (reproduce compares model.h5's config).
+        del resolved["tracking"]
     for key in ("dir", "path", "test_path"):
         if isinstance(resolved["data"].get(key), str):
             resolved["data"][key] = os.path.abspath(resolved["data"][key])

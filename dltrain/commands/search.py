@@ -21,6 +21,7 @@ from dltrain.runs import (
     discard_unfinished,
     read_json_file,
 )
+from dltrain.tracking import track_run
 
 
 def trial_metrics(metrics: dict) -> dict:
@@ -192,6 +193,7 @@ def search(
     seed: int = 0,
     overrides: list[str] = (),
     progress=None,
+    mlflow: str | None = None,
 ) -> SearchOutcome:
     """Random search over `space` around the base `config`, coarse to fine; writes the search folder (`dltrain search`).
 
@@ -205,6 +207,8 @@ def search(
     trials and their results are the same whichever executor runs them. Finished trials of an
     earlier run of the same search are reused. `progress.round(number, specs, trials)` is called
     as each round starts (with its distributions), `progress.trial(record, reused)` as each trial is known.
+    mlflow (or the config's tracking.mlflow): once the search ends, its folder is logged there as a
+    parent run with every trial nested under it (trials do not log themselves); a failing store is a warning.
     """
     if isinstance(config, Config):
         tree, source = config.model_dump(mode="json"), "config"
@@ -215,6 +219,11 @@ def search(
         tree, source = load_tree(config, list(overrides)), str(config)
     space_source = str(space) if not isinstance(space, dict) else "space"
     base = validate_config(tree, source=source)
+    # The search logs its trials to MLflow, nested, when it ends; where copies go is not part of
+    # the search's identity (search.json), so another --mlflow still resumes the same search.
+    tracking = tree.pop("tracking", None)
+    if isinstance(tracking, dict):
+        tree["tracking"] = {**tracking, "mlflow": None}
     space = load_space(space)
     out = Path(out) if out is not None else Path("runs") / f"{base.name}-search"
     workers = workers or os.cpu_count() or 1
@@ -228,7 +237,7 @@ def search(
     sizes = tuning.round_sizes(trials, rounds)
     check_space(tree, space, space_source)
     first = plan_round(tree, space, out, 1, 1, sizes[0], seed, space_source)
-    spec = {"config": json.loads(json.dumps(tree, default=str)), "space": {k: d.spec() for k, d in space.items()},
+    spec = {"config": json.loads(json.dumps({k: v for k, v in tree.items() if k != "tracking"}, default=str)), "space": {k: d.spec() for k, d in space.items()},
             "seed": seed, "trials": trials, "rounds": rounds, "metric": metric}
     open_search_folder(out, spec)
 
@@ -285,4 +294,6 @@ def search(
         raise
     if executor is not None:
         executor.close()
+    # Trials wrote their own TensorBoard files; the search adds the MLflow parent with its trials nested.
+    track_run(out, base.tracking.model_copy(update={"tensorboard": False}), mlflow)
     return SearchOutcome(out, tuning.rank(records, metric), best, space)

@@ -32,6 +32,7 @@ from dltrain.runs import (
     read_model,
     training_lock,
 )
+from dltrain.tracking import track_run
 
 
 def history_columns(has_dev: bool, norm_layers: int = 0) -> list[str]:
@@ -56,10 +57,11 @@ CHECKPOINT = "checkpoint.h5"
 
 def checked_config(cfg: Config, n_x: int) -> dict:
     """What a checkpoint must agree on with the config that resumes it: everything but the data
-    paths (the data themselves are checked by their fingerprint, wherever they now live)."""
+    paths (the data themselves are checked by their fingerprint, wherever they now live) and tracking."""
     resolved = resolved_config(cfg, n_x)
     for key in ("dir", "path", "test_path"):
         resolved["data"].pop(key, None)
+    resolved.pop("tracking", None)  # where copies go is no part of the training
     return resolved
 
 
@@ -200,7 +202,16 @@ def train(
         }
         run.write_json("summary.json", summary)
         with watching(cfg.training.epochs, progress, interrupt) as (display, event):
-            return fit(cfg, data, t, run, summary, display, event)
+            return tracked(cfg, run.dir, lambda: fit(cfg, data, t, run, summary, display, event))
+
+
+def tracked(cfg: Config, run_dir: Path, fit_run: Callable[[], Run]) -> Run:
+    """fit_run(), then the run folder's copies the config's `tracking:` asks for (MLflow, TensorBoard), made
+    from the folder once the run has completed or diverged; a failing tracker is a warning, never the run's failure."""
+    try:
+        return fit_run()
+    finally:
+        track_run(run_dir, cfg.tracking)
 
 
 def still_running(summary: dict) -> bool:
@@ -265,7 +276,7 @@ def resume(
                                                              "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}])
         run.write_json("summary.json", summary)
         with watching(cfg.training.epochs, progress, interrupt) as (display, event):
-            return fit(cfg, data, t, run, summary, display, event, loop)
+            return tracked(cfg, run.dir, lambda: fit(cfg, data, t, run, summary, display, event, loop))
 
 
 def fit(cfg: Config, data: Prepared, t: Training, run: RunWriter, summary: dict, progress, interrupt, loop: dict | None = None) -> Run:

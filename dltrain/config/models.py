@@ -353,6 +353,16 @@ class RegularizationConfig(Strict):
         return value
 
 
+# ---- tracking ---------------------------------------------------------------------------------
+
+
+class TrackingConfig(Strict):
+    mlflow: str | None = Field(None, min_length=1, description="MLflow tracking URI (sqlite:///mlflow.db, http://host:5000, ...): "
+                                                            "the finished run folder is logged there (needs the mlflow extra)")
+    experiment: str | None = Field(None, min_length=1, description="MLflow experiment name (default: the config's name)")
+    tensorboard: bool = Field(False, description="write TensorBoard event files (scalars per logged epoch, HParams) into the run folder")
+
+
 # ---- top level --------------------------------------------------------------------------------
 
 
@@ -370,6 +380,7 @@ class Config(Strict):
     schedule: ScheduleConfig = ConstantSchedule(name="constant")
     regularization: RegularizationConfig = RegularizationConfig()
     training: TrainingConfig = TrainingConfig()
+    tracking: TrackingConfig = Field(TrackingConfig(), description="copies of the run in MLflow and TensorBoard; the run folder stays the source of truth")
 
     @field_validator("optimizer", "schedule", mode="before")
     @classmethod
