@@ -44,6 +44,19 @@ def test_train_writes_run_folder(tmp_path):
         assert json.loads(f.attrs["config"])["name"] == "p"
 
 
+def test_train_says_why_it_stopped_early(tmp_path):
+    tree = {**PLANAR, "data": {"dataset": "planar", "dev_fraction": 0.25},
+            "regularization": {"early_stopping": {"patience": 3, "min_delta": 10.0}}}
+    res = runner.invoke(app, ["train", str(write(tmp_path, tree)), "--run-dir", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    table_end = res.output.index("accuracy")
+    reason = res.output.index("early stopping: dev_cost did not improve by more than 10 for 3 epochs")
+    assert table_end < reason
+    assert "stopped after epoch 3 (4 of 30 epochs); the model keeps epoch 0's weights (restore_best)" in res.output
+    plain = runner.invoke(app, ["train", str(write(tmp_path, PLANAR)), "--run-dir", str(tmp_path / "plain")])
+    assert "early stopping" not in plain.output and "finished all epochs" not in plain.output
+
+
 def test_run_dir_is_never_overwritten(tmp_path):
     cfg = write(tmp_path, PLANAR)
     target = tmp_path / "exact"

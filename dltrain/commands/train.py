@@ -148,6 +148,15 @@ def split_metrics(cfg: Config, data: Prepared, t: Training) -> dict:
     return metrics
 
 
+def early_stop_reason(es, stopper, stopped: int, epochs: int) -> str:
+    """Why a run stopped early and whose weights it keeps (summary.json stop_reason; the CLI prints it)."""
+    kept = (f"the model keeps epoch {stopper.best_epoch}'s weights (restore_best)" if es.restore_best
+            else f"the model keeps the last epoch's weights, epoch {stopped}'s (restore_best is false)")
+    return (f"early stopping: {es.monitor} did not improve by more than {es.min_delta:g} for {es.patience} epochs "
+            f"after its best, {stopper.best_value:.6g} at epoch {stopper.best_epoch}; stopped after epoch {stopped} "
+            f"({stopped + 1} of {epochs} epochs); {kept}")
+
+
 def train(
     config: "Config | str | Path | dict",
     runs_dir: str | Path = "runs",
@@ -379,8 +388,7 @@ def fit(cfg: Config, data: Prepared, t: Training, run: RunWriter, summary: dict,
     marks = {}
     stop_reason = "finished all epochs"
     if stopper is not None and stopper.best_epoch is not None and epochs_run < epochs:
-        stop_reason = (f"early stopping: {es.monitor} did not improve by more than {es.min_delta} "
-                       f"for {es.patience} epochs")
+        stop_reason = early_stop_reason(es, stopper, epochs_run - 1, epochs)
         marks = {"stopped": epochs_run - 1, "best": stopper.best_epoch}
         summary.update(stopped_epoch=epochs_run - 1, best_epoch=stopper.best_epoch, best_value=stopper.best_value,
                        restored_best=es.restore_best)
