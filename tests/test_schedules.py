@@ -82,3 +82,12 @@ def test_decay_applies_at_end_of_epoch():
     lr = build_schedule(cfg)
     # epoch 0 trains at lr0; the decay computed at the end of epoch e is what epoch e + 1 uses
     assert [lr(e) for e in range(4)] == pytest.approx([0.5, 0.5, 0.25, 0.5 / 3])
+
+
+def test_step_rates_read_back_from_a_run_folder():
+    # config.yaml and model.h5 record the resolved config as JSON values: the epochs become "12"
+    from dltrain.commands.build import resolved_config
+
+    cfg = _cfg({"name": "step", "rates": {12: 0.6}}, 1.2)
+    again = validate_config(resolved_config(cfg, 2))
+    assert again.schedule.rates == {12: 0.6} and build_schedule(again)(12) == 0.6
