@@ -240,6 +240,12 @@ def test_reproduce_names_the_first_difference(tmp_path):
     # A column the original lacks is a difference too.
     (run / "history.csv").write_text("\n".join(",".join(r.split(",")[:3] + r.split(",")[4:]) for r in rows) + "\n")
     assert first_difference(run, next((tmp_path / "again").iterdir())).startswith("history.csv: epoch 0, cost: None vs ")
+    # An epoch history.csv does not log (log_every 3) differs in curve.csv only.
+    (run / "history.csv").write_text("\n".join(rows) + "\n")
+    curve = (run / "curve.csv").read_text().splitlines()
+    curve[2] = curve[2].replace(",", ",9", 1)
+    (run / "curve.csv").write_text("\n".join(curve) + "\n")
+    assert first_difference(run, next((tmp_path / "again").iterdir())).startswith(f"curve.csv: epoch 1: {curve[2]} vs 1,")
 
 
 def test_reproduce_needs_the_original_model_before_training(tmp_path):
