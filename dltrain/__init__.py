@@ -23,6 +23,7 @@ _API = {
     "resume": ("dltrain.commands.train", "resume"),
     "Run": ("dltrain.commands.run", "Run"),
     "History": ("dltrain.commands.run", "History"),
+    "Curve": ("dltrain.commands.run", "Curve"),
     "open_run": ("dltrain.commands.run", "open_run"),
     "evaluate": ("dltrain.commands.evaluate", "evaluate"),
     "predict": ("dltrain.commands.predict", "predict"),

@@ -42,23 +42,46 @@ def png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def _series(rows: list[dict], key: str) -> tuple[list, list]:
-    """(epochs, values) of a history column, skipping rows where it is empty."""
-    pairs = [(r["epoch"], r[key]) for r in rows if r.get(key) not in (None, "")]
+def _series(data: "list[dict] | dict[str, np.ndarray]", key: str) -> tuple[list, list]:
+    """(epochs, values) of a column, skipping epochs where it has no value.
+
+    data: history rows (dicts), or columns as arrays (curve.csv, runs.read_curve), nan where empty.
+    """
+    if isinstance(data, dict):
+        if key not in data:
+            return [], []
+        values = np.asarray(data[key], dtype=np.float64)
+        keep = ~np.isnan(values)
+        return np.asarray(data["epoch"])[keep], values[keep]
+    pairs = [(r["epoch"], r[key]) for r in data if r.get(key) not in (None, "")]
     return ([p[0] for p in pairs], [p[1] for p in pairs]) if pairs else ([], [])
 
 
-def cost_curve(rows: list[dict], title: str, marks: dict[str, int] | None = None) -> Figure:
-    """Train and dev cost per logged epoch, the learning rate on a second axis, and epoch markers.
+def _line(ax, epochs, values, **style):
+    """A curve; epochs that stand alone (dev cost evaluated every log_every epochs) also get dots."""
+    if 1 < len(epochs) <= 60 and np.min(np.diff(epochs)) > 1:
+        style = {"marker": ".", "markersize": 5, **style}
+    ax.plot(epochs, values, **style)
 
-    rows: history rows (epoch, cost, optional dev_cost, learning_rate). marks: label -> epoch,
-    drawn as dotted vertical lines (e.g. {"best epoch": 120, "stopped": 170}).
+
+def cost_curve(curve: "list[dict] | dict[str, np.ndarray]", title: str, marks: dict[str, int] | None = None) -> Figure:
+    """Train and dev cost, the learning rate on a second axis (as steps: the rate in force during
+    each epoch), and epoch markers.
+
+    curve: every epoch's epoch, learning_rate, cost, data_cost and (where evaluated) dev_cost, as
+    runs.read_curve returns curve.csv; history rows (logged epochs only) work too. The data cost
+    (no penalty) is drawn beside the cost when they differ: it is what dev_cost measures.
+    marks: label -> epoch, drawn as dotted vertical lines (e.g. {"best": 120, "stopped": 170}).
     """
     fig, ax = _subplots(figsize=(7, 4.5))
-    ax.plot(*_series(rows, "cost"), color="C0", label="train cost")
-    dev = _series(rows, "dev_cost")
-    if dev[0]:
-        ax.plot(*dev, color="C1", label="dev cost")
+    cost, data_cost = _series(curve, "cost"), _series(curve, "data_cost")
+    regularized = len(data_cost[1]) == len(cost[1]) and np.any(np.asarray(cost[1]) != np.asarray(data_cost[1]))
+    _line(ax, *cost, color="C0", label="train cost (with penalty)" if regularized else "train cost")
+    if regularized:
+        _line(ax, *data_cost, color="C2", label="train data cost (no penalty)")
+    dev = _series(curve, "dev_cost")
+    if len(dev[0]):
+        _line(ax, *dev, color="C1", label="dev cost")
     for i, (label, epoch) in enumerate((marks or {}).items()):
         ax.axvline(epoch, color=f"C{3 + i}", linestyle=":", linewidth=1.5, label=f"{label} epoch {epoch}")
     ax.set_xlabel("epoch")
@@ -67,11 +90,11 @@ def cost_curve(rows: list[dict], title: str, marks: dict[str, int] | None = None
     ax.grid(alpha=0.3)
     handles, labels = ax.get_legend_handles_labels()
     top = ax
-    lr = _series(rows, "learning_rate")
-    if lr[0]:
+    lr = _series(curve, "learning_rate")
+    if len(lr[0]):
         # The legend goes on the twin axis, drawn last, so no line crosses it.
         top = ax2 = ax.twinx()
-        ax2.plot(*lr, color="0.5", linestyle="--", linewidth=1, label="learning rate")
+        ax2.plot(*lr, color="0.5", linestyle="--", linewidth=1, drawstyle="steps-post", label="learning rate")
         ax2.set_ylabel("learning rate", color="0.4")
         ax2.tick_params(axis="y", colors="0.4")
         if min(lr[1]) > 0 and max(lr[1]) / min(lr[1]) > 100:
@@ -212,13 +235,15 @@ def norm_curves(rows: list[dict], L: int, title: str) -> Figure:
 
 
 def compare_costs(curves: dict[str, list[dict]], title: str) -> Figure:
-    """Overlay runs' cost curves: train cost solid and dev cost dashed, one color per run label."""
+    """Overlay runs' cost curves: train cost solid and dev cost dashed, one color per run label.
+
+    curves: label -> every epoch's columns (runs.run_curve) or history rows."""
     fig, ax = _subplots(figsize=(8, 5))
     for i, (label, rows) in enumerate(curves.items()):
         color = f"C{i % 10}"
         ax.plot(*_series(rows, "cost"), color=color, label=f"{label} train")
         dev = _series(rows, "dev_cost")
-        if dev[0]:
+        if len(dev[0]):
             ax.plot(*dev, color=color, linestyle="--", label=f"{label} dev")
     ax.set_xlabel("epoch")
     ax.set_ylabel("cost")

@@ -29,6 +29,8 @@ def print_results(cfg, run, quiet: bool) -> None:
             if split != "diagnosis":
                 table.add_row(split, str(m["examples"]), f"{m['cost']:.6f}", f"{m['accuracy']:.4f}")
         out.print(table)
+        if "best_epoch" in summary:  # stopped early: say why, and whose weights the table measured
+            out.print(summary["stop_reason"], soft_wrap=True, markup=False)
         print_diagnosis(metrics["diagnosis"])
 
 

@@ -1,8 +1,11 @@
 """The only code that writes or reads run folders.
 
 Every file is written to a temporary name in the run folder and renamed into place, so a crash
-leaves either the previous complete file or the new one. A run folder is never reused. The one
-exception is the empty .lock (see training_lock), which is only ever locked.
+leaves either the previous complete file or the new one. A run folder is never reused. Two
+exceptions: the empty .lock (see training_lock), which is only ever locked, and curve.csv, one row
+per epoch, which is appended to (rewriting it would cost O(epochs^2)): rows are written whole,
+so a crash can leave at most a partial last line, which readers skip and a resume cuts off (the
+checkpoint records the file's length).
 """
 
 import csv
@@ -34,6 +37,7 @@ from dltrain.errors import DltrainError
 
 HISTORY_FLUSH_SECONDS = 2.0
 LOCK = ".lock"
+CURVE = "curve.csv"
 
 
 @contextmanager
@@ -104,10 +108,14 @@ class RunWriter:
     """Creates one run folder and writes its files; history rows are flushed atomically in batches.
 
     With `rows`, it continues an existing folder instead (dltrain train --resume): the history is
-    the given rows, those of the checkpoint being resumed.
+    the given rows, those of the checkpoint being resumed, and curve.csv is cut back to the
+    checkpoint's `curve_bytes` (None: the checkpoint predates curve.csv, so none is written).
+
+    `curve_columns`: curve.csv's columns, one row per epoch appended by log_curve (None: no curve).
     """
 
-    def __init__(self, run_dir: Path, history_columns: list[str], rows: list[dict] | None = None):
+    def __init__(self, run_dir: Path, history_columns: list[str], rows: list[dict] | None = None,
+                 curve_columns: list[str] | None = None, curve_bytes: int | None = None):
         self.dir = Path(run_dir)
         if rows is None:
             try:
@@ -128,6 +136,25 @@ class RunWriter:
         self.columns = history_columns
         self.rows: list[dict] = list(rows or [])
         self._flushed_at = time.monotonic()
+        self.curve_columns = curve_columns if rows is None or curve_bytes is not None else None
+        self._curve: list[str] = []  # lines not yet appended
+        self._curve_bytes = 0  # curve.csv's length once the lines are appended
+        if self.curve_columns is not None:
+            if rows is None:
+                self._curve.append(",".join(self.curve_columns) + "\n")
+            else:
+                self._cut_curve(curve_bytes)
+
+    def _cut_curve(self, size: int) -> None:
+        """Resume: drop the rows written after the checkpoint (and a partial line a crash left)."""
+        path = self.path(CURVE)
+        have = path.stat().st_size if path.is_file() else 0
+        if have < size:
+            raise DltrainError(f"{path} has {have} bytes but the checkpoint recorded {size}: it was truncated or replaced, "
+                               "so the per-epoch curve cannot be continued")
+        with writing(path), open(path, "r+b") as f:
+            f.truncate(size)
+        self._curve_bytes = size
 
     def path(self, name: str) -> Path:
         return self.dir / name
@@ -150,7 +177,32 @@ class RunWriter:
         if time.monotonic() - self._flushed_at >= HISTORY_FLUSH_SECONDS:
             self.flush_history()
 
+    def log_curve(self, *values: float | None) -> None:
+        """Append one epoch's row to curve.csv (values in curve_columns' order, None blank); exact
+        floats (repr), written with the history at most every few seconds."""
+        if self.curve_columns is not None:
+            self._curve.append(",".join("" if v is None else str(v) if isinstance(v, int) else repr(float(v))
+                                        for v in values) + "\n")
+            if time.monotonic() - self._flushed_at >= HISTORY_FLUSH_SECONDS:
+                self.flush_history()
+
+    def flush_curve(self, sync: bool = False) -> int:
+        """Append the buffered curve rows; -> curve.csv's length in bytes (synced to disk with sync)."""
+        if self.curve_columns is None:
+            return 0
+        if self._curve or sync:
+            data = "".join(self._curve).encode()
+            with writing(self.path(CURVE)), open(self.path(CURVE), "ab") as f:
+                f.write(data)
+                f.flush()
+                if sync:
+                    os.fsync(f.fileno())
+            self._curve_bytes += len(data)
+            self._curve.clear()
+        return self._curve_bytes
+
     def flush_history(self) -> None:
+        self.flush_curve()
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=self.columns, extrasaction="ignore", lineterminator="\n")
         w.writeheader()
@@ -265,6 +317,41 @@ def read_history(path: Path) -> list[dict]:
         ]
     except (ValueError, TypeError):
         raise DltrainError(f"{path} is not a dltrain history file (a value is not a number)") from None
+
+
+def read_curve(path: Path) -> dict[str, np.ndarray]:
+    """curve.csv -> its columns as float64 arrays (epoch as int64), nan where a row has no value.
+    A last line without its newline (a crash while appending) is left out."""
+    try:
+        lines = Path(path).read_text().split("\n")
+    except OSError as e:
+        raise DltrainError(f"cannot read {path}: {e.strerror}") from None
+    header, rows = lines[0].split(","), lines[1:-1]  # the last item is "" or a partial line
+    try:
+        values = np.array([[float(v) if v else np.nan for v in line.split(",")] for line in rows], dtype=np.float64)
+        values = values.reshape(len(rows), len(header))
+    except ValueError:
+        raise DltrainError(f"{path} is not a dltrain curve file (a row is not {len(header)} numbers)") from None
+    curve = {name: values[:, i] for i, name in enumerate(header)}
+    if "epoch" in curve:
+        curve["epoch"] = curve["epoch"].astype(np.int64)
+    return curve
+
+
+def history_curve(rows: list[dict]) -> dict[str, np.ndarray]:
+    """History rows as columns (read_curve's form): the curve of a run from before curve.csv."""
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    curve = {k: np.array([np.nan if row.get(k) is None else row[k] for row in rows], dtype=np.float64) for k in columns}
+    if "epoch" in curve:
+        curve["epoch"] = curve["epoch"].astype(np.int64)
+    return curve
+
+
+def run_curve(run_dir: Path, history: list[dict]) -> dict[str, np.ndarray]:
+    """Every epoch's learning rate and costs from curve.csv, or the logged epochs of `history` (the
+    run's history.csv rows) for a run that has none (written before curve.csv existed)."""
+    path = Path(run_dir) / CURVE
+    return read_curve(path) if path.is_file() else history_curve(history)
 
 
 def _read_json(path: Path) -> dict:

@@ -30,7 +30,7 @@ def test_train_writes_run_folder(tmp_path):
     assert res.exit_code == 0, res.output
     run = tmp_path / "runs" / res.output.strip().splitlines()[-1].rsplit("/", 1)[-1]
     assert sorted(p.name for p in run.iterdir()) == [
-        ".lock", "config.yaml", "cost.png", "decision_boundary.png", "history.csv", "metrics.json", "model.h5", "summary.json"]
+        ".lock", "config.yaml", "cost.png", "curve.csv", "decision_boundary.png", "history.csv", "metrics.json", "model.h5", "summary.json"]
     rows = list(csv.DictReader((run / "history.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [0, 10, 20, 29]
     assert {"epoch", "cost", "learning_rate", "dev_cost", "dev_accuracy"} <= set(rows[0])
@@ -42,6 +42,19 @@ def test_train_writes_run_folder(tmp_path):
     with h5py.File(run / "model.h5") as f:
         assert f["params/W1"].shape == (4, 2)
         assert json.loads(f.attrs["config"])["name"] == "p"
+
+
+def test_train_says_why_it_stopped_early(tmp_path):
+    tree = {**PLANAR, "data": {"dataset": "planar", "dev_fraction": 0.25},
+            "regularization": {"early_stopping": {"patience": 3, "min_delta": 10.0}}}
+    res = runner.invoke(app, ["train", str(write(tmp_path, tree)), "--run-dir", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    table_end = res.output.index("accuracy")
+    reason = res.output.index("early stopping: dev_cost did not improve by more than 10 for 3 epochs")
+    assert table_end < reason
+    assert "stopped after epoch 3 (4 of 30 epochs); the model keeps epoch 0's weights (restore_best)" in res.output
+    plain = runner.invoke(app, ["train", str(write(tmp_path, PLANAR)), "--run-dir", str(tmp_path / "plain")])
+    assert "early stopping" not in plain.output and "finished all epochs" not in plain.output
 
 
 def test_run_dir_is_never_overwritten(tmp_path):

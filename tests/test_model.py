@@ -15,6 +15,7 @@ from dltrain.engine.model import (
     forward,
     init_params,
     labels_from_output,
+    update_running_stats,
 )
 
 
@@ -168,3 +169,17 @@ def test_backward_into_an_earlier_steps_gradients_gives_the_same_bits():
     fresh = backward(AL, Y, cache, params, net, 20)
     assert all(grads[k] is arrays[k] for k in net.weight_keys)  # written in place, nothing allocated
     assert set(grads) == set(fresh) and all(np.array_equal(grads[k], fresh[k]) for k in fresh)
+
+
+def test_running_variance_averages_the_biased_batch_variance():
+    # Documented (docs/training.md, update_running_stats): the course's biased variance, not
+    # PyTorch's unbiased one (m / (m - 1) larger).
+    rng = np.random.default_rng(7)
+    net = make_net([3, 4, 1], "relu", "sigmoid", batch_norm=True)._replace(bn_momentum=0.5)
+    params, state = init_params(net, INITIALIZERS["he"], rng, 1.0)
+    X = rng.standard_normal((3, 8))
+    _, cache = forward(X, params, net, state, training=True)
+    update_running_stats(state, cache, net.bn_momentum)
+    Z1 = params["W1"] @ X
+    assert np.allclose(state["var1"], 0.5 * 1.0 + 0.5 * Z1.var(axis=1, ddof=0, keepdims=True), rtol=1e-14)
+    assert not np.allclose(state["var1"], 0.5 * 1.0 + 0.5 * Z1.var(axis=1, ddof=1, keepdims=True), rtol=1e-3)

@@ -93,11 +93,18 @@ def test_early_stopping_stops_and_restores_best(tmp_path):
     out = train(config(data={"dev_fraction": 0.2}, regularization=es), run_dir=tmp_path / "es")
     summary = json.loads((out.path / "summary.json").read_text())
     assert (summary["stopped_epoch"], summary["best_epoch"], summary["epochs_run"]) == (2, 0, 3)
-    assert summary["stop_reason"].startswith("early stopping: dev_cost")
+    assert summary["stop_reason"].startswith("early stopping: dev_cost did not improve by more than 10 for 2 epochs after its best, ")
+    assert summary["stop_reason"].endswith("at epoch 0; stopped after epoch 2 (3 of 12 epochs); the model keeps epoch 0's weights (restore_best)")
     assert [int(r["epoch"]) for r in history(out.path)] == [0, 2]
     one = train(config(data={"dev_fraction": 0.2}, training={"epochs": 1}), run_dir=tmp_path / "one")
     with h5py.File(out.path / "model.h5") as a, h5py.File(one.path / "model.h5") as b:
         assert all(np.array_equal(a[f"params/{k}"][()], b[f"params/{k}"][()]) for k in b["params"])
+
+
+def test_early_stopping_without_restore_says_the_last_weights_are_kept(tmp_path):
+    es = {"early_stopping": {"patience": 2, "min_delta": 10.0, "restore_best": False}}
+    out = train(config(data={"dev_fraction": 0.2}, regularization=es), run_dir=tmp_path / "es")
+    assert out.summary["stop_reason"].endswith("the model keeps the last epoch's weights, epoch 2's (restore_best is false)")
 
 
 def test_early_stopping_needs_dev_set(tmp_path):

@@ -24,6 +24,7 @@ from dltrain.commands.train import resume, rng_state, set_rng_state, still_runni
 from dltrain.commands.trained import run_config
 from dltrain.config import validate_config
 from dltrain.errors import DltrainError, Interrupted
+from dltrain.runs import read_curve
 from tests.conftest import history_without_seconds
 
 runner = CliRunner()
@@ -64,6 +65,7 @@ def assert_same_results(a, b):
     assert arrays(a / "model.h5") == arrays(b / "model.h5")
     assert history_without_seconds(a) == history_without_seconds(b)
     assert (a / "metrics.json").read_text() == (b / "metrics.json").read_text()
+    assert (a / "curve.csv").read_bytes() == (b / "curve.csv").read_bytes()  # every epoch, exact floats
 
 
 def stop_at(epoch):
@@ -238,6 +240,12 @@ def test_reproduce_names_the_first_difference(tmp_path):
     # A column the original lacks is a difference too.
     (run / "history.csv").write_text("\n".join(",".join(r.split(",")[:3] + r.split(",")[4:]) for r in rows) + "\n")
     assert first_difference(run, next((tmp_path / "again").iterdir())).startswith("history.csv: epoch 0, cost: None vs ")
+    # An epoch history.csv does not log (log_every 3) differs in curve.csv only.
+    (run / "history.csv").write_text("\n".join(rows) + "\n")
+    curve = (run / "curve.csv").read_text().splitlines()
+    curve[2] = curve[2].replace(",", ",9", 1)
+    (run / "curve.csv").write_text("\n".join(curve) + "\n")
+    assert first_difference(run, next((tmp_path / "again").iterdir())).startswith(f"curve.csv: epoch 1: {curve[2]} vs 1,")
 
 
 def test_reproduce_needs_the_original_model_before_training(tmp_path):
@@ -273,6 +281,34 @@ def test_a_second_ctrl_c_aborts_mid_epoch_and_resumes_from_the_last_checkpoint(t
     resume(tmp_path / "cut")
     whole = train(config(epochs=12, early_stopping=False), run_dir=tmp_path / "whole")
     assert_same_results(tmp_path / "cut", whole.path)
+
+
+def test_resume_cuts_the_curve_back_to_its_checkpoint(tmp_path):
+    # A killed process (kill -9: no handler runs) leaves curve rows after the checkpoint, the last one
+    # half-written; the resumed run's curve.csv is the uninterrupted run's, byte for byte.
+    progress, event = stop_at(5)
+    with pytest.raises(Interrupted):
+        train(config(epochs=12, early_stopping=False), run_dir=tmp_path / "cut", progress=progress, interrupt=event)
+    curve = tmp_path / "cut" / "curve.csv"
+    with h5py.File(tmp_path / "cut" / "checkpoint.h5") as f:
+        assert json.loads(f.attrs["loop"])["curve_bytes"] == curve.stat().st_size
+    with open(curve, "a") as f:
+        f.write("6,0.01,0.5,0.5,,\n7,0.0")
+    assert list(read_curve(curve)["epoch"]) == list(range(7))  # the partial last line is skipped
+    resume(tmp_path / "cut")
+    whole = train(config(epochs=12, early_stopping=False), run_dir=tmp_path / "whole")
+    assert_same_results(tmp_path / "cut", whole.path)
+    assert list(read_curve(curve)["epoch"]) == list(range(12))
+
+
+def test_resume_refuses_a_curve_shorter_than_its_checkpoint(tmp_path):
+    progress, event = stop_at(5)
+    with pytest.raises(Interrupted):
+        train(config(epochs=12, early_stopping=False), run_dir=tmp_path / "cut", progress=progress, interrupt=event)
+    curve = tmp_path / "cut" / "curve.csv"
+    curve.write_text(curve.read_text()[:40])
+    with pytest.raises(DltrainError, match=r"curve.csv has 40 bytes but the checkpoint recorded \d+: it was truncated or replaced"):
+        resume(tmp_path / "cut")
 
 
 def test_reproduce_checks_the_data_fingerprint(tmp_path, monkeypatch):

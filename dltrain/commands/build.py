@@ -25,7 +25,7 @@ from dltrain.engine.model import (
     init_params,
 )
 from dltrain.engine.optimizers import OPTIMIZERS
-from dltrain.engine.schedules import SCHEDULES
+from dltrain.engine.schedules import SCHEDULES, trained_rate
 from dltrain.engine.train import EarlyStopping
 from dltrain.errors import DltrainError
 
@@ -118,10 +118,11 @@ def build_optimizer(cfg: Config):
 
 
 def build_schedule(cfg: Config) -> Callable[[int], float]:
-    """Epoch -> the rate it trains with. As in the course, the decay is applied at the end of each
-    epoch: epoch 0 trains at lr0 and epoch e >= 1 at schedule(lr0, e - 1)."""
+    """Epoch -> the rate it trains with (engine.schedules.trained_rate). As in the course, a decay is
+    applied at the end of each epoch: epoch 0 trains at lr0 and epoch e >= 1 at schedule(lr0, e - 1);
+    `step` rates {E: r} train epoch E and later at r."""
     fn, kwargs, lr0 = SCHEDULES[cfg.schedule.name], cfg.schedule.model_dump(exclude={"name"}), cfg.optimizer.learning_rate
-    return lambda epoch: lr0 if epoch == 0 else fn(lr0, epoch - 1, **kwargs)
+    return lambda epoch: trained_rate(fn, lr0, epoch, **kwargs)
 
 
 def build_permutation(cfg: Config, rng, m: int) -> Callable[[int], np.ndarray]:

@@ -13,6 +13,7 @@ from dltrain.commands.trained import run_config
 from dltrain.engine.train import EpochResult
 from dltrain.errors import DltrainError
 from dltrain.runs import (
+    CURVE,
     load_run,
     read_model,
 )
@@ -49,8 +50,9 @@ def reproduce(
 def first_difference(original: Path, copy: Path) -> str | None:
     """Where two runs' results first differ, as 'file: epoch/key/array: original vs copy', or None.
 
-    history.csv is compared row by row on every column but `seconds` (wall time), then
-    metrics.json, then every array (bit for bit) and attribute of model.h5.
+    history.csv is compared row by row on every column but `seconds` (wall time), then curve.csv
+    (every epoch; when both runs have one), metrics.json, then every array (bit for bit) and
+    attribute of model.h5.
     """
     first, second = load_run(original), load_run(copy)
     rows, copy_rows = first.history, second.history
@@ -60,6 +62,9 @@ def first_difference(original: Path, copy: Path) -> str | None:
                 return f"history.csv: epoch {a.get('epoch')}, {col}: {a.get(col)!r} vs {b.get(col)!r}"
     if len(rows) != len(copy_rows):
         return f"history.csv: {len(rows)} rows vs {len(copy_rows)}"
+    difference = curve_difference(original / CURVE, copy / CURVE)
+    if difference is not None:
+        return difference
     metrics, copy_metrics = flatten(first.metrics), flatten(second.metrics)
     for key in union(metrics, copy_metrics):
         if repr(metrics.get(key)) != repr(copy_metrics.get(key)):
@@ -77,6 +82,19 @@ def first_difference(original: Path, copy: Path) -> str | None:
                 return f"model.h5: {name}/{key}: {describe(x)} vs {describe(y)}"
             if x.tobytes() != y.tobytes():
                 return f"model.h5: {name}/{key}: largest difference {np.max(np.abs(x.astype(float) - y)):.3g}"
+    return None
+
+
+def curve_difference(original: Path, copy: Path) -> str | None:
+    """The first epoch whose curve.csv row differs, or None (also when either run has no curve.csv)."""
+    if not (original.is_file() and copy.is_file()):
+        return None
+    lines, copy_lines = original.read_text().splitlines(), copy.read_text().splitlines()
+    for a, b in zip(lines, copy_lines):
+        if a != b:
+            return f"curve.csv: epoch {a.split(',', 1)[0]}: {a} vs {b}"
+    if len(lines) != len(copy_lines):
+        return f"curve.csv: {len(lines) - 1} epochs vs {len(copy_lines) - 1}"
     return None
 
 

@@ -14,7 +14,7 @@ from dltrain.commands.trained import load_trained, predictions, probabilities, r
 from dltrain.config import Config
 from dltrain.errors import DltrainError
 from dltrain.evaluation import classification_report
-from dltrain.runs import is_run_dir, load_run, read_history, read_json_file
+from dltrain.runs import is_run_dir, load_run, read_history, read_json_file, run_curve
 
 PLOTS = ("cost", "norms", "decision_boundary", "misclassified", "confusion_matrix")
 
@@ -53,9 +53,41 @@ class History:
         return f"History({len(self.rows)} rows: {', '.join(self.columns)})"
 
 
+class Curve:
+    """curve.csv: every epoch's learning_rate, cost, data_cost (and dev_cost, dev_accuracy where the
+    dev set was evaluated), for a run from before curve.csv its logged epochs (history.csv).
+
+    `curve["cost"]` is a column as an array (nan where the epoch has no value; `epoch` is int64),
+    `columns` their names, `len(curve)` the number of epochs, `to_pandas()` a DataFrame.
+    """
+
+    def __init__(self, columns: dict[str, np.ndarray]):
+        self._columns = columns
+        self.columns = list(columns)
+
+    def __len__(self) -> int:
+        return len(self._columns["epoch"]) if self.columns else 0
+
+    def __getitem__(self, column: str) -> np.ndarray:
+        if column not in self._columns:
+            raise KeyError(f"{column!r}: the curve has the columns {', '.join(self.columns)}")
+        return self._columns[column]
+
+    def to_pandas(self):
+        try:
+            import pandas
+        except ImportError:
+            raise DltrainError("Curve.to_pandas needs pandas: pip install pandas") from None
+        return pandas.DataFrame(self._columns, columns=self.columns)
+
+    def __repr__(self) -> str:
+        return f"Curve({len(self)} epochs: {', '.join(self.columns)})"
+
+
 class Run:
     """A dltrain run folder: `path`, `name`, `status`, `config` (the validated Config it recorded),
-    `summary`, `metrics`, `history`; `evaluate`, `predict` and `plot` on its saved model."""
+    `summary`, `metrics`, `history` (logged epochs), `curve` (every epoch); `evaluate`, `predict`
+    and `plot` on its saved model."""
 
     def __init__(self, path: "str | Path"):
         path = Path(path)
@@ -99,6 +131,11 @@ class Run:
         path = self.path / "history.csv"
         return History(read_history(path) if path.is_file() else [])
 
+    @property
+    def curve(self) -> Curve:
+        """Every epoch's learning rate and costs (curve.csv); the logged epochs for an older run."""
+        return Curve(run_curve(self.path, self.history.rows))
+
     def predict(self, X: np.ndarray) -> np.ndarray:
         """AL (n_L, m): class probabilities for raw inputs X (n_x, m), examples as columns and valued
         as the training data were (pixels 0-255); one sigmoid unit gives P(class 1)."""
@@ -127,8 +164,8 @@ class Run:
         return report
 
     def plot(self, kind: str = "cost", split: str | None = None):
-        """A matplotlib Figure (a notebook shows it inline): cost (costs and learning rate per
-        epoch), norms (with training.log_norms), decision_boundary (2-D inputs, train split by
+        """A matplotlib Figure (a notebook shows it inline): cost (every epoch's costs, data cost
+        beside the cost with a penalty, and the learning rate as steps), norms (with training.log_norms), decision_boundary (2-D inputs, train split by
         default), misclassified (images) or confusion_matrix (softmax), on the held-out split by default."""
         from dltrain import plots
 
@@ -142,7 +179,7 @@ class Run:
                     raise DltrainError(f"{self.path} logged no norms: train with training.log_norms: true")
                 return plots.norm_curves(rows, L, f"{self.name}: weight and gradient norms")
             marks = {"stopped": summary["stopped_epoch"], "best": summary["best_epoch"]} if "best_epoch" in summary else {}
-            return plots.cost_curve(rows, f"{self.config.name}: cost", marks)
+            return plots.cost_curve(run_curve(self.path, rows), f"{self.config.name}: cost", marks)
         model = load_trained(self.path)
         data = prepare_data(model.cfg, trained=model)
         if split is None:

@@ -7,6 +7,7 @@ from dltrain.errors import DltrainError
 from dltrain.runs import (
     list_run_dirs,
     load_run,
+    run_curve,
     write_output,
 )
 
@@ -82,6 +83,7 @@ def compare_runs(run_dirs: list[Path], out: Path) -> Path:
         if not record.history:
             raise DltrainError(f"{run_dir} has no history.csv rows to plot")
         # Runs of the same name in different folders stay apart under their full path.
-        curves[str(record.dir) if record.dir.name in curves else record.dir.name] = record.history
+        # Every epoch's costs (curve.csv), not only the logged ones; history rows for older runs.
+        curves[str(record.dir) if record.dir.name in curves else record.dir.name] = run_curve(record.dir, record.history)
     write_output(out, plots.png(plots.compare_costs(curves, f"cost of {len(curves)} runs")))
     return Path(out)

@@ -30,6 +30,7 @@ from dltrain.runs import (
     load_run,
     new_run_dir,
     read_model,
+    run_curve,
     training_lock,
 )
 from dltrain.tracking import track_run
@@ -43,6 +44,12 @@ def history_columns(has_dev: bool, norm_layers: int = 0) -> list[str]:
     cols.append("seconds")
     cols += [f"norm_W{l}" for l in range(1, norm_layers + 1)]
     return cols + [f"norm_dW{l}" for l in range(1, norm_layers + 1)]
+
+
+def curve_columns(has_dev: bool) -> list[str]:
+    """curve.csv's columns: every epoch's rate and costs; the dev columns are blank where the dev set
+    was not evaluated (it is on logged epochs, and on every epoch with early stopping)."""
+    return ["epoch", "learning_rate", "cost", "data_cost"] + (["dev_cost", "dev_accuracy"] if has_dev else [])
 
 
 def norm_row(params: dict[str, np.ndarray], grad_norms: dict[str, float], L: int) -> dict[str, float]:
@@ -86,7 +93,9 @@ def save_checkpoint(run: RunWriter, t: Training, loop: dict) -> None:
     groups = {"params": t.params, "state": t.state, "optimizer": t.optimizer.state_dict()}
     if t.stopper is not None:
         groups["early_stopping"] = t.stopper.state_dict()
-    run.save_model(CHECKPOINT, **groups, loop=json.dumps({**loop, "rng": rng_state(t.rng), "history": run.rows}))
+    # curve.csv is on disk up to the checkpoint's epoch before the checkpoint says so.
+    loop = {**loop, "rng": rng_state(t.rng), "history": run.rows, "curve_bytes": run.flush_curve(sync=True)}
+    run.save_model(CHECKPOINT, **groups, loop=json.dumps(loop))
 
 
 def restore_checkpoint(t: Training, path: Path, cfg: Config) -> dict:
@@ -111,6 +120,8 @@ def restore_checkpoint(t: Training, path: Path, cfg: Config) -> dict:
         if not (isinstance(loop["epoch"], int) and isinstance(loop["seconds"], float) and isinstance(loop["baseline"], float)
                 and isinstance(loop["history"], list) and all(isinstance(row, dict) for row in loop["history"])):
             raise ValueError("its loop position is not epoch, seconds, baseline and history rows")
+        if not isinstance(loop.get("curve_bytes", 0), int):
+            raise ValueError("its curve_bytes is not a byte count")
         if not 0 <= loop["epoch"] < epochs - 1:
             raise ValueError(f"it ends with epoch {loop['epoch']}, but the run trains epochs 0 to {epochs - 1}")
         set_rng_state(t.rng, loop["rng"])
@@ -150,6 +161,15 @@ def split_metrics(cfg: Config, data: Prepared, t: Training) -> dict:
     return metrics
 
 
+def early_stop_reason(es, stopper, stopped: int, epochs: int) -> str:
+    """Why a run stopped early and whose weights it keeps (summary.json stop_reason; the CLI prints it)."""
+    kept = (f"the model keeps epoch {stopper.best_epoch}'s weights (restore_best)" if es.restore_best
+            else f"the model keeps the last epoch's weights, epoch {stopped}'s (restore_best is false)")
+    return (f"early stopping: {es.monitor} did not improve by more than {es.min_delta:g} for {es.patience} epochs "
+            f"after its best, {stopper.best_value:.6g} at epoch {stopper.best_epoch}; stopped after epoch {stopped} "
+            f"({stopped + 1} of {epochs} epochs); {kept}")
+
+
 def train(
     config: "Config | str | Path | dict",
     runs_dir: str | Path = "runs",
@@ -183,7 +203,8 @@ def train(
         )
     t = build_training(cfg, data)
     columns = history_columns("dev" in data.X, t.net.L if cfg.training.log_norms else 0)
-    run = RunWriter(Path(run_dir) if run_dir is not None else new_run_dir(Path(runs_dir), cfg.name), columns)
+    run = RunWriter(Path(run_dir) if run_dir is not None else new_run_dir(Path(runs_dir), cfg.name), columns,
+                    curve_columns=curve_columns("dev" in data.X))
     # Taken before summary.json exists, so a resume of this folder finds it locked from the start.
     with training_lock(run.dir):
         run.write_yaml("config.yaml", resolved_config(cfg, data.n_x))
@@ -269,7 +290,8 @@ def resume(
             raise DltrainError(f"the data are not those {run_dir} was trained on (their fingerprint differs); resuming would mix two datasets")
         t = build_training(cfg, data)
         loop = restore_checkpoint(t, run_dir / CHECKPOINT, cfg)
-        run = RunWriter(run_dir, history_columns("dev" in data.X, t.net.L if cfg.training.log_norms else 0), rows=loop["history"])
+        run = RunWriter(run_dir, history_columns("dev" in data.X, t.net.L if cfg.training.log_norms else 0), rows=loop["history"],
+                        curve_columns=curve_columns("dev" in data.X), curve_bytes=loop.get("curve_bytes"))
         run.flush_history()
         summary.update(status="running", host=platform.node(), pid=os.getpid(),
                        resumed=[*summary.get("resumed", []), {"epoch": loop["epoch"] + 1,
@@ -334,6 +356,7 @@ def fit(cfg: Config, data: Prepared, t: Training, run: RunWriter, summary: dict,
                 dev = evaluate(data.X["dev"], data.Y["dev"], t.params, t.net, t.state) if stopper or has_dev and (
                     r.epoch % log_every == 0 or r.epoch == last) else None
                 stop = stopper.update(r.epoch, dev[0] if es.monitor == "dev_cost" else dev[1], t.params, t.state) if stopper else False
+                run.log_curve(r.epoch, r.learning_rate, r.cost, r.data_cost, *(dev or (None, None) if has_dev else ()))
                 if r.epoch % log_every == 0 or r.epoch == last or stop:
                     row = {
                         "epoch": r.epoch,
@@ -390,8 +413,7 @@ def fit(cfg: Config, data: Prepared, t: Training, run: RunWriter, summary: dict,
     marks = {}
     stop_reason = "finished all epochs"
     if stopper is not None and stopper.best_epoch is not None and epochs_run < epochs:
-        stop_reason = (f"early stopping: {es.monitor} did not improve by more than {es.min_delta} "
-                       f"for {es.patience} epochs")
+        stop_reason = early_stop_reason(es, stopper, epochs_run - 1, epochs)
         marks = {"stopped": epochs_run - 1, "best": stopper.best_epoch}
         summary.update(stopped_epoch=epochs_run - 1, best_epoch=stopper.best_epoch, best_value=stopper.best_value,
                        restored_best=es.restore_best)
@@ -409,7 +431,7 @@ def fit(cfg: Config, data: Prepared, t: Training, run: RunWriter, summary: dict,
         classes=json.dumps(data.classes),
         image_shape=json.dumps(data.image_shape),
     )
-    run.write_bytes("cost.png", plots.png(plots.cost_curve(run.rows, f"{cfg.name}: cost", marks)))
+    run.write_bytes("cost.png", plots.png(plots.cost_curve(run_curve(run.dir, run.rows), f"{cfg.name}: cost", marks)))
     if cfg.training.log_norms:
         run.write_bytes("norms.png", plots.png(plots.norm_curves(run.rows, t.net.L, f"{cfg.name}: weight and gradient norms")))
     model = Trained(run.dir, cfg, t.net, t.params, t.state, data.normalization, data.classes, data.image_shape)

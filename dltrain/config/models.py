@@ -297,6 +297,15 @@ class StepSchedule(Strict):
         description="epoch -> learning rate from that epoch on (manual decay)"
     )
 
+    @field_validator("rates", mode="before")
+    @classmethod
+    def _epochs_from_json(cls, rates):
+        # A run's config.yaml and model.h5 record the config as JSON values, whose keys are strings
+        # ("12"): read back, they must be epochs again, or the run could not be evaluated or resumed.
+        if isinstance(rates, dict):
+            return {int(k) if isinstance(k, str) and k.isascii() and k.isdigit() else k: v for k, v in rates.items()}
+        return rates
+
 
 ScheduleConfig = Annotated[
     ConstantSchedule | InverseTimeSchedule | IntervalSchedule | ExponentialSchedule | InverseSqrtSchedule | StepSchedule,
@@ -309,7 +318,7 @@ ScheduleConfig = Annotated[
 class TrainingConfig(Strict):
     epochs: int = Field(1000, ge=1)
     batch_size: int | None = Field(None, ge=1, description="null: full batch; 1: stochastic GD")
-    log_every: int = Field(100, ge=1, description="history.csv row every this many epochs (and the last)")
+    log_every: int = Field(100, ge=1, description="history.csv row every this many epochs (and the last); curve.csv has every epoch")
     shuffle_seed: Seed = Field(10, description="course mode: epoch i shuffles with RandomState(shuffle_seed + 1 + i)")
     log_norms: bool = Field(False, description="record per-layer ||W[l]|| and ||dW[l]|| in history.csv and norms.png")
     checkpoint_every: int | None = Field(

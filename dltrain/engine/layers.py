@@ -53,6 +53,7 @@ def batchnorm_forward(Z, gamma, beta, eps):
     """Z~ = gamma * (Z - mu) / sqrt(var + eps) + beta with the batch's own mu, var (n, 1).
 
     Z (n, m) -> Z~ (n, m), cache, and (mu, var) so the caller can update running statistics.
+    var is the biased batch variance, mean((Z - mu)^2) (divided by m, not m - 1), as in the course.
     """
     mu = Z.mean(axis=1, keepdims=True)
     Zc = Z - mu

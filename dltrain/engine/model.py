@@ -179,7 +179,12 @@ def backward(AL, Y, cache: ForwardCache, params, net: Network, m_reg: int, out=N
 
 
 def update_running_stats(state, cache: ForwardCache, momentum: float):
-    """mean{l}, var{l} <- momentum * running + (1 - momentum) * batch statistic, in place."""
+    """mean{l}, var{l} <- momentum * running + (1 - momentum) * batch statistic, in place.
+
+    var{l} averages the BIASED batch variance, mean((Z - mu)^2) over the m_batch examples, the one
+    the forward pass normalizes with (the course's formula). PyTorch's BatchNorm1d averages the
+    unbiased one, times m_batch / (m_batch - 1): the two running variances differ by that factor
+    (1.6% at batch size 64), so evaluation-mode outputs differ slightly from a PyTorch model's."""
     for l, c in enumerate(cache.layers, start=1):
         if c.bn_stats is not None:
             mu, var = c.bn_stats
