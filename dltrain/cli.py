@@ -347,7 +347,7 @@ def reproduce(
         fail(e)
     result = _call(lambda: command(run_dir, runs_dir=runs_dir, progress=not quiet))
     if result.difference is None:
-        out.print(f"identical: {result.run.path} reproduces {run_dir} (history.csv without seconds, metrics.json, model.h5)",
+        out.print(f"identical: {result.run.path} reproduces {run_dir} (history.csv without seconds, curve.csv, metrics.json, model.h5)",
                   soft_wrap=True, markup=False)
     else:
         out.print(f"different: {result.difference}", soft_wrap=True, markup=False)
