@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dltrain import __version__
+from dltrain.cliapp import Typer
 from dltrain.errors import DltrainError, Interrupted
 from dltrain.render import (
     CheckProgress,
@@ -35,7 +36,7 @@ from dltrain.render import (
     print_split,
 )
 
-app = typer.Typer(
+app = Typer(
     help="Config-driven deep-learning experiments on a NumPy engine (deeplearning.ai courses 1-2).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -55,14 +56,14 @@ def main_options(
     version: bool = typer.Option(False, "--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."),
 ):
     """Config-driven deep-learning experiments on a NumPy engine (deeplearning.ai courses 1-2)."""
-config_app = typer.Typer(help="Inspect configs: the resolved values and the JSON Schema.", no_args_is_help=True)
+config_app = Typer(help="Inspect configs: the resolved values and the JSON Schema.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
-datasets_app = typer.Typer(help="The datasets: what is available, what a data section loads, image-folder import.",
+datasets_app = Typer(help="The datasets: what is available, what a data section loads, image-folder import.",
                            no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
 
 
-SetOption = typer.Option(None, "--set", help="Override a config key: --set optimizer.learning_rate=0.01 (repeatable).")
+SetOption = typer.Option(None, "--set", metavar="KEY=VALUE", help="Override a config key: --set optimizer.learning_rate=0.01 (repeatable).")
 
 
 def fail(e: DltrainError) -> None:
@@ -379,8 +380,11 @@ def datasets_list(data_dir: Path = typer.Option(Path("datasets"), "--dir", help=
 
 
 @datasets_app.command("info")
-def datasets_info(spec: str = typer.Argument(..., help="A YAML config file, or a dataset name (cat, signs, moons, ...)."),
-                  set_: Optional[list[str]] = SetOption):
+def datasets_info(
+    spec: str = typer.Argument(..., metavar="SPEC", help="A YAML config file, or a dataset name (cat, signs, moons, ...)."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", metavar="KEY=VALUE",
+                                             help="Fill in or override a data key: --set data.dev_fraction=0.1 (repeatable)."),
+):
     """Shapes, classes and examples per class in each split, carved as `train` would carve them."""
     try:
         from dltrain.commands.datasets import dataset_info
