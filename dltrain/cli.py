@@ -14,7 +14,6 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -24,7 +23,6 @@ from dltrain.errors import DltrainError, Interrupted
 from dltrain.render import (
     CheckProgress,
     SearchProgress,
-    cell,
     counts_table,
     err,
     gradcheck_json,
@@ -34,6 +32,7 @@ from dltrain.render import (
     print_leaderboard,
     print_results,
     print_split,
+    runs_table,
 )
 
 app = Typer(
@@ -276,27 +275,29 @@ def evaluate(
 @app.command()
 def runs(
     runs_dir: Path = typer.Argument(Path("runs"), help="Folder holding run folders, or a search folder (lists its trials)."),
-    sort: Optional[str] = typer.Option(None, "--sort", help="Sort by a column, e.g. dev_accuracy (accuracies best first)."),
+    sort: Optional[str] = typer.Option(None, "--sort", metavar="COLUMN", help="Sort by a column, e.g. dev_accuracy (accuracies best first)."),
+    columns: Optional[str] = typer.Option(None, "--columns", metavar="A,B,...",
+                                          help="Show these columns, e.g. run,optimizer,dev_accuracy (default: all that fit the terminal)."),
     as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
 ):
     """A table of the runs in a folder (a search folder: its trials): data, key hyperparameters, epochs, accuracies, duration, status."""
     try:
-        from dltrain.commands.runs import RUN_COLUMNS, run_table, runs_folder
+        from dltrain.commands.runs import run_columns, run_table, runs_folder
 
         runs_dir = runs_folder(runs_dir)
-        rows = run_table(runs_dir, sort)
+        rows = run_table(runs_dir, sort, columns)
+        chosen = run_columns(columns)
     except DltrainError as e:
         fail(e)
     if as_json:
         out.print(json.dumps(rows, indent=2), soft_wrap=True, markup=False)
         return
-    table = Table(title=escape(f"{len(rows)} runs in {runs_dir}"))
-    for col in RUN_COLUMNS:
-        table.add_column(col, justify="left" if col in ("run", "status", "dataset", "layers") else "right")
-    for row in rows:
-        table.add_row(*(escape(cell(row[c])) for c in RUN_COLUMNS))
-    # Piped into a file or another program there is no screen width to respect: print every column whole.
-    (out if out.is_terminal else Console(highlight=False, width=250)).print(table)
+    # A terminal shows the columns that fit (all of --columns, wrapped); piped, every column is printed whole.
+    fit = out.width if out.is_terminal and columns is None else None
+    table, hidden, needed = runs_table(rows, chosen, f"{len(rows)} runs in {runs_dir}", fit)
+    (out if out.is_terminal else Console(highlight=False, width=max(needed, 80))).print(table)
+    if hidden:
+        out.print(f"not shown (too narrow): {', '.join(hidden)}; choose with --columns", style="dim", markup=False)
 
 
 @app.command()

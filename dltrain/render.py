@@ -225,3 +225,31 @@ def print_leaderboard(outcome, metric: str, reused: int) -> None:
         out.print(f"{failed} trials failed or diverged (see leaderboard.csv)")
     if outcome.best is not None:
         out.print(f"best: trial {outcome.best['trial']}, config in {folder / 'best.yaml'}", soft_wrap=True, markup=False)
+
+
+# Which columns of `dltrain runs` a narrow terminal keeps first.
+RUNS_PRIORITY = ("run", "status", "dev_accuracy", "train_accuracy", "test_accuracy", "dataset", "layers", "optimizer",
+                 "learning_rate", "epochs", "batch_size", "activation", "l2", "keep_prob", "duration_seconds")
+
+
+def runs_table(rows: list[dict], columns: list[str], title: str, width: int | None = None) -> tuple[Table, list[str], int]:
+    """The table of `dltrain runs` and the columns left out. With a width (a terminal, no --columns), the
+    columns that fit whole, chosen by RUNS_PRIORITY; the run column always (wrapped when even it is too wide).
+    Also returns the width the table needs to show every cell whole."""
+    text = {c: [cell(r[c]) for r in rows] for c in columns}
+    need = {c: max([len(c), *map(len, text[c])]) + 3 for c in columns}  # a space each side and a border
+    shown = list(columns)
+    if width is not None:
+        chosen, used = set(), 1  # the table's left border
+        for c in sorted(columns, key=lambda c: RUNS_PRIORITY.index(c) if c in RUNS_PRIORITY else len(RUNS_PRIORITY)):
+            if chosen and used + need[c] > width:
+                break  # strictly by priority: a less important narrow column never displaces a wider important one
+            chosen.add(c)
+            used += need[c]
+        shown = [c for c in columns if c in chosen]
+    table = Table(title=escape(title))
+    for c in shown:
+        table.add_column(c, justify="left" if c in ("run", "status", "dataset", "layers") else "right", overflow="fold")
+    for i in range(len(rows)):
+        table.add_row(*(escape(text[c][i]) for c in shown))
+    return table, [c for c in columns if c not in shown], 1 + sum(need[c] for c in shown)

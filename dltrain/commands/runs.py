@@ -49,11 +49,23 @@ def runs_folder(runs_dir: Path) -> Path:
     return Path(runs_dir)
 
 
-def run_table(runs_dir: Path = Path("runs"), sort: str | None = None) -> list[dict]:
-    """A row per run folder in runs_dir (see RUN_COLUMNS), optionally sorted by a column:
-    accuracies best first, other columns ascending, missing values last."""
+def run_columns(columns: "str | list[str] | None") -> list[str]:
+    """The columns a user chose ("run,dev_accuracy" or a list), checked against RUN_COLUMNS; None: all of them."""
+    if columns is None:
+        return list(RUN_COLUMNS)
+    chosen = [c.strip() for c in columns.split(",")] if isinstance(columns, str) else list(columns)
+    unknown = [c for c in chosen if c not in RUN_COLUMNS]
+    if unknown or not chosen:
+        raise DltrainError(f"--columns {','.join(unknown) or repr(columns)}: not a column; choose from {', '.join(RUN_COLUMNS)}", 2)
+    return chosen
+
+
+def run_table(runs_dir: Path = Path("runs"), sort: str | None = None, columns: "str | list[str] | None" = None) -> list[dict]:
+    """A row per run folder in runs_dir (see RUN_COLUMNS; `columns` keeps only those, in that order),
+    optionally sorted by a column: accuracies best first, other columns ascending, missing values last."""
     if sort is not None and sort not in RUN_COLUMNS:
         raise DltrainError(f"--sort {sort!r}: not a column; choose one of {', '.join(RUN_COLUMNS)}", 2)
+    chosen = run_columns(columns)
     rows = []
     for run_dir in list_run_dirs(runs_dir):
         try:
@@ -66,12 +78,13 @@ def run_table(runs_dir: Path = Path("runs"), sort: str | None = None) -> list[di
         present.sort(key=lambda r: (0, r[sort], "") if isinstance(r[sort], (int, float)) else (1, 0, str(r[sort])),
                      reverse=sort.endswith("accuracy"))
         rows = present + [r for r in rows if r[sort] is None]
-    return rows
+    return [{c: r[c] for c in chosen} for r in rows]
 
 
-def list_runs(runs_dir: "str | Path" = "runs", sort: str | None = None) -> list[dict]:
-    """`dltrain runs`: a row per run folder in runs_dir (a search folder: its trials), see RUN_COLUMNS."""
-    return run_table(runs_folder(Path(runs_dir)), sort)
+def list_runs(runs_dir: "str | Path" = "runs", sort: str | None = None, columns: "str | list[str] | None" = None) -> list[dict]:
+    """`dltrain runs`: a row per run folder in runs_dir (a search folder: its trials), see RUN_COLUMNS;
+    `columns` ("run,dev_accuracy" or a list) keeps only those."""
+    return run_table(runs_folder(Path(runs_dir)), sort, columns)
 
 
 def compare_runs(run_dirs: list[Path], out: Path) -> Path:
