@@ -300,16 +300,25 @@ def runs(
         out.print(f"not shown (too narrow): {', '.join(hidden)}; choose with --columns", style="dim", markup=False)
 
 
+class CompareMetric(str, Enum):
+    cost = "cost"
+    dev_cost = "dev_cost"
+    dev_accuracy = "dev_accuracy"
+
+
 @app.command()
 def compare(
     run_dirs: list[Path] = typer.Argument(..., help="Run folders to compare."),
-    out_file: Path = typer.Option(..., "--out", help="The PNG file to write."),
+    out_file: Path = typer.Option(..., "--out", metavar="FILE", help="The figure to write: .png, .svg or .pdf."),
+    metric: CompareMetric = typer.Option(CompareMetric.cost, "--metric", help="What to draw: cost (train solid, dev dashed), dev_cost or dev_accuracy."),
+    log: bool = typer.Option(False, "--log", help="Log-scaled y axis."),
+    epochs: Optional[str] = typer.Option(None, "--epochs", metavar="A:B", help="Draw epochs A to B only (100:500, 100: or :500)."),
 ):
-    """Overlay the cost curves of several runs (train solid, dev dashed) in one PNG."""
+    """Overlay a history column of several runs (cost: train solid, dev dashed), one color per run, in one figure."""
     try:
         from dltrain.commands.runs import compare_runs
 
-        path = compare_runs(run_dirs, out_file)
+        path = compare_runs(run_dirs, out_file, metric.value, log, epochs)
     except DltrainError as e:
         fail(e)
     out.print(str(path), soft_wrap=True, markup=False)

@@ -87,14 +87,54 @@ def list_runs(runs_dir: "str | Path" = "runs", sort: str | None = None, columns:
     return run_table(runs_folder(Path(runs_dir)), sort, columns)
 
 
-def compare_runs(run_dirs: list[Path], out: Path) -> Path:
-    """Overlay the cost curves (train solid, dev dashed) of several runs in one PNG at `out`."""
+COMPARE_METRICS = ("cost", "dev_cost", "dev_accuracy")
+
+
+def epoch_range(epochs: "str | tuple | None") -> tuple[int | None, int | None]:
+    """--epochs "A:B" (either end may be left out: "100:", ":500") -> (A, B); None -> (None, None)."""
+    if epochs is None or isinstance(epochs, tuple):
+        first, last = epochs or (None, None)
+    else:
+        parts = str(epochs).split(":")
+        try:
+            if len(parts) != 2:
+                raise ValueError
+            first, last = (int(p) if p.strip() else None for p in parts)
+        except ValueError:
+            raise DltrainError(f"--epochs {epochs!r}: expected FIRST:LAST epochs, e.g. 100:500, 100: or :500", 2) from None
+    if any(e is not None and e < 0 for e in (first, last)) or (first is not None and last is not None and first >= last):
+        raise DltrainError(f"--epochs {epochs!r}: the first epoch must be below the last, both >= 0", 2)
+    return first, last
+
+
+def compare_figure(run_dirs: list[Path], metric: str = "cost", log: bool = False, epochs: "str | tuple | None" = None):
+    """The Figure `dltrain compare` writes: each run's `metric` (cost: train solid, dev dashed; dev_cost;
+    dev_accuracy) against the epoch, one color per run, optionally on a log y axis and within epochs "A:B"."""
+    if metric not in COMPARE_METRICS:
+        raise DltrainError(f"--metric {metric!r}: choose one of {', '.join(COMPARE_METRICS)}", 2)
+    span = epoch_range(epochs)
     curves = {}
     for run_dir in run_dirs:
         record = load_run(run_dir)
         if not record.history:
             raise DltrainError(f"{run_dir} has no history.csv rows to plot")
+        if metric != "cost" and all(r.get(metric) is None for r in record.history):
+            raise DltrainError(f"{run_dir} has no {metric} in history.csv: it was trained without a dev set (data.dev_fraction)")
         # Runs of the same name in different folders stay apart under their full path.
         curves[str(record.dir) if record.dir.name in curves else record.dir.name] = record.history
-    write_output(out, plots.png(plots.compare_costs(curves, f"cost of {len(curves)} runs")))
+    return plots.compare_costs(curves, f"{metric.replace('_', ' ')} of {len(curves)} runs", metric, log, span)
+
+
+def output_format(out: Path) -> str:
+    """The figure format --out's suffix names (png, svg, pdf), or DltrainError (exit 2)."""
+    fmt = Path(out).suffix.lower().lstrip(".")
+    if fmt not in plots.FORMATS:
+        raise DltrainError(f"--out {out}: cannot write a {'.' + fmt if fmt else 'suffix-less'} file; name a .png, .svg or .pdf file", 2)
+    return fmt
+
+
+def compare_runs(run_dirs: list[Path], out: Path, metric: str = "cost", log: bool = False, epochs: "str | tuple | None" = None) -> Path:
+    """`dltrain compare`: compare_figure(...) written to `out` in the format its suffix names (.png, .svg or .pdf)."""
+    fmt = output_format(out)
+    write_output(out, plots.save(compare_figure(run_dirs, metric, log, epochs), fmt))
     return Path(out)

@@ -176,7 +176,7 @@ def write_search_results(out: Path, records: list[dict], space: dict, configs: d
               f"dev_accuracy {m['dev_accuracy']:.4f}, dev_cost {m['dev_cost']:.6f}; run folder {best['run_dir']}\n")
     atomic_write(out / "best.yaml", header + yaml.safe_dump(configs[best["trial"]], sort_keys=False))
     scales = {key: tuning.plot_scale(d) for key, d in space.items()}
-    atomic_write(out / "search.png", plots.png(plots.search_scatter(done, scales, metric)))
+    atomic_write(out / "search.png", plots.png(plots.search_scatter(done, scales, metric, f"{out.name}: {metric} of {len(done)} trials")))
     return best
 
 
