@@ -299,11 +299,17 @@ def load_run(run_dir: Path) -> RunRecord:
     return RunRecord(run_dir, config, history, metrics, _read_json(run_dir / "summary.json"))
 
 
+def existing_folder(path: Path, what: str = "run folder") -> Path:
+    """path, or DltrainError (exit 2: the command line names it) when it does not exist or is a file."""
+    path = Path(path)
+    if not path.is_dir():
+        raise DltrainError(f"{what} {path} not found" if not path.exists() else f"{path} is a file, not a {what}", 2)
+    return path
+
+
 def list_run_dirs(runs_dir: Path) -> list[Path]:
     """The run folders directly inside runs_dir, by name."""
-    runs_dir = Path(runs_dir)
-    if not runs_dir.is_dir():
-        raise DltrainError(f"runs folder {runs_dir} not found")
+    runs_dir = existing_folder(runs_dir, "runs folder")
     return sorted(p for p in runs_dir.iterdir() if p.is_dir() and is_run_dir(p))
 
 

@@ -134,7 +134,7 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path):
     res = runner.invoke(app, ["train", "c.yaml", "--resume", str(tmp_path / "done")])
     assert res.exit_code == 2 and "either a CONFIG file or --resume" in res.output
     res = runner.invoke(app, ["train", "--resume", str(tmp_path / "nowhere")])
-    assert res.exit_code == 1 and "not found" in res.output
+    assert res.exit_code == 2 and "not found" in res.output
     res = runner.invoke(app, ["train", "--resume", str(tmp_path / "done"), "--runs-dir", str(tmp_path)])
     assert res.exit_code == 2 and "--runs-dir do not apply" in res.output
     res = runner.invoke(app, ["train", "c.yaml", "--run-dir", str(tmp_path / "x"), "--runs-dir", str(tmp_path)])

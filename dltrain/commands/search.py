@@ -76,17 +76,18 @@ def apply_values(tree: dict, values: dict, source: str) -> Config:
     return validate_config(tree, source=source)
 
 
-def check_space(tree: dict, space: dict, source: str) -> None:
+def check_space(tree: dict, space: dict, source: str, problems: list[str] | None = None) -> None:
     """Before any value is drawn: every key path must exist in the config and accept both ends of its range and every choice.
 
     Keys are probed in file order, one end or option at a time, on top of a value already accepted
     for each earlier key, so keys that depend on each other (a choice of layer lists, then one
     layer's size) are probed together and every problem is reported with the end or option that
     causes it, never with a random draw, which is not in the space file. A problem every value of a
-    key has (an unknown key path) is reported once, without a value.
+    key has (an unknown key path) is reported once, without a value. Raises DltrainError (exit 2) with
+    every problem, after those already in `problems` (load_space's).
     """
     accepted: dict = {}
-    problems: list[str] = []
+    problems = list(problems or [])
     for key, d in space.items():
         if d.kind == "choice":
             probes = [(value, f"{key}={value!r}") for value in d.options]
@@ -215,7 +216,8 @@ def search(
         tree, source = load_tree(config, list(overrides)), str(config)
     space_source = str(space) if not isinstance(space, dict) else "space"
     base = validate_config(tree, source=source)
-    space = load_space(space)
+    space_problems: list[str] = []  # reported with check_space's, so the user sees every problem at once
+    space = load_space(space, space_problems)
     out = Path(out) if out is not None else Path("runs") / f"{base.name}-search"
     workers = workers or os.cpu_count() or 1
     if metric not in tuning.METRICS:
@@ -226,7 +228,7 @@ def search(
     if rounds > 1 and trials < 2 * rounds:
         raise DltrainError(f"--trials {trials} is too few for --rounds {rounds}: each round needs at least 2 trials", 2)
     sizes = tuning.round_sizes(trials, rounds)
-    check_space(tree, space, space_source)
+    check_space(tree, space, space_source, space_problems)
     first = plan_round(tree, space, out, 1, 1, sizes[0], seed, space_source)
     spec = {"config": json.loads(json.dumps(tree, default=str)), "space": {k: d.spec() for k, d in space.items()},
             "seed": seed, "trials": trials, "rounds": rounds, "metric": metric}
