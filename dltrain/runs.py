@@ -16,21 +16,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 try:
     import fcntl
 except ImportError:  # Windows: resume falls back to the pid summary.json records
     fcntl = None
 
-import h5py
-import numpy as np
 import yaml
 
+if TYPE_CHECKING:
+    import numpy as np
+
 from dltrain.config import read_yaml
-from dltrain.data.files import one_line
-from dltrain.data.limits import check_array_size
-from dltrain.errors import DltrainError
+from dltrain.errors import DltrainError, one_line
 
 HISTORY_FLUSH_SECONDS = 2.0
 LOCK = ".lock"
@@ -161,13 +160,16 @@ class RunWriter:
     def remove(self, name: str) -> None:
         self.path(name).unlink(missing_ok=True)
 
-    def save_model(self, name: str, **groups: dict[str, np.ndarray] | str) -> None:
+    def save_model(self, name: str, **groups: "dict[str, np.ndarray] | str") -> None:
         """An HDF5 file: one group per dict of arrays (params, state, ...); strings become attributes.
 
         The file format of HDF5 1.10 checksums every object header and attribute, and the strings are
         stored in the attributes themselves (fixed length, UTF-8), so a damaged file fails its
         checksum when read instead of sending libhdf5 after corrupt pointers (which can hang it).
         """
+        import h5py  # here, not at the top: `dltrain runs` reads run folders without NumPy or h5py
+        import numpy as np
+
         tmp = self.path(f".{name}.tmp-{os.getpid()}")
         with writing(self.path(name)):
             with h5py.File(tmp, "w", libver=("v110", "latest")) as f:
@@ -184,12 +186,17 @@ class RunWriter:
             os.replace(tmp, self.path(name))
 
 
-def read_model(path: Path, what: str = "model file") -> dict[str, dict[str, np.ndarray] | str]:
+def read_model(path: Path, what: str = "model file") -> "dict[str, dict[str, np.ndarray] | str]":
     """Inverse of RunWriter.save_model, or DltrainError naming the file.
 
     Every array's declared size and type are checked before it is read, so a corrupt or hostile
     file cannot make dltrain allocate more than the machine has.
     """
+    import h5py
+    import numpy as np
+
+    from dltrain.data.limits import check_array_size
+
     if not Path(path).is_file():
         raise DltrainError(f"{what} {path} not found")
     try:

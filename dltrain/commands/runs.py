@@ -2,7 +2,6 @@
 
 from pathlib import Path
 
-from dltrain import plots
 from dltrain.errors import DltrainError
 from dltrain.runs import (
     list_run_dirs,
@@ -110,6 +109,8 @@ def epoch_range(epochs: "str | tuple | None") -> tuple[int | None, int | None]:
 def compare_figure(run_dirs: list[Path], metric: str = "cost", log: bool = False, epochs: "str | tuple | None" = None):
     """The Figure `dltrain compare` writes: each run's `metric` (cost: train solid, dev dashed; dev_cost;
     dev_accuracy) against the epoch, one color per run, optionally on a log y axis and within epochs "A:B"."""
+    from dltrain import plots  # matplotlib: only when a figure is drawn
+
     if metric not in COMPARE_METRICS:
         raise DltrainError(f"--metric {metric!r}: choose one of {', '.join(COMPARE_METRICS)}", 2)
     span = epoch_range(epochs)
@@ -128,13 +129,15 @@ def compare_figure(run_dirs: list[Path], metric: str = "cost", log: bool = False
 def output_format(out: Path) -> str:
     """The figure format --out's suffix names (png, svg, pdf), or DltrainError (exit 2)."""
     fmt = Path(out).suffix.lower().lstrip(".")
-    if fmt not in plots.FORMATS:
+    if fmt not in ("png", "svg", "pdf"):  # plots.FORMATS, without importing matplotlib
         raise DltrainError(f"--out {out}: cannot write a {'.' + fmt if fmt else 'suffix-less'} file; name a .png, .svg or .pdf file", 2)
     return fmt
 
 
 def compare_runs(run_dirs: list[Path], out: Path, metric: str = "cost", log: bool = False, epochs: "str | tuple | None" = None) -> Path:
     """`dltrain compare`: compare_figure(...) written to `out` in the format its suffix names (.png, .svg or .pdf)."""
+    from dltrain import plots
+
     fmt = output_format(out)
     write_output(out, plots.save(compare_figure(run_dirs, metric, log, epochs), fmt))
     return Path(out)
