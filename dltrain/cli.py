@@ -293,8 +293,8 @@ def runs(
         out.print(json.dumps(rows, indent=2), soft_wrap=True, markup=False)
         return
     # A terminal shows the columns that fit (all of --columns, wrapped); piped, every column is printed whole.
-    fit = out.width if out.is_terminal and columns is None else None
-    table, hidden, needed = runs_table(rows, chosen, f"{len(rows)} runs in {runs_dir}", fit)
+    width = out.width if out.is_terminal else None
+    table, hidden, needed = runs_table(rows, chosen, f"{len(rows)} runs in {runs_dir}", width, choose=columns is None)
     (out if out.is_terminal else Console(highlight=False, width=max(needed, 80))).print(table)
     if hidden:
         out.print(f"not shown (too narrow): {', '.join(hidden)}; choose with --columns", style="dim", markup=False)

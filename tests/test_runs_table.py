@@ -100,3 +100,20 @@ def test_columns_option(tmp_path):
     res = runner.invoke(app, ["runs", str(tmp_path), "--columns", "run,dev_acc"])
     assert res.exit_code == 2
     assert "--columns dev_acc: not a column; choose from run, status" in res.output
+
+
+def test_chosen_columns_that_do_not_fit_break_their_headers_not_their_values(tmp_path):
+    rows = list_runs(fake_runs(tmp_path))
+    columns = ["run", "optimizer", "learning_rate", "batch_size", "dev_accuracy"]
+    table, hidden, needed = runs_table(rows, columns, "3 runs", width=100, choose=False)
+    assert hidden == [] and needed > 100  # whole headers would not fit
+    text = render(table, 100)
+    assert all(len(line) <= 100 for line in text.splitlines()) and "…" not in text
+    for row in rows:  # every value whole, on one line
+        assert row["run"] in text and dltrain.render.cell(row["learning_rate"]) in text
+    assert "learning_" in text and "rate" in text
+    # far too many for the width: everything folds, nothing is cut off
+    table, _, _ = runs_table(rows, list(RUN_COLUMNS), "3 runs", width=60, choose=False)
+    text = render(table, 60)
+    assert all(len(line) <= 60 for line in text.splitlines()) and "…" not in text
+    assert text.splitlines()[1].rstrip().endswith("┓")  # the table's right edge is drawn: no column cropped
