@@ -327,12 +327,12 @@ def test_resume_refuses_a_config_edited_after_the_checkpoint(tmp_path):
 def test_a_run_file_that_cannot_be_written_fails_the_run_cleanly(tmp_path, monkeypatch):
     import errno
 
-    from dltrain import runs
+    import h5py
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(runs.h5py, "File", full)
+    monkeypatch.setattr(h5py, "File", full)  # dltrain.runs imports h5py where it writes a model
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({"data": {"dataset": "moons"}, "model": {"layers": ["auto", 3, 1]},
                                     "training": {"epochs": 4, "checkpoint_every": 2}}))
