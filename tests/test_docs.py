@@ -147,3 +147,12 @@ def test_every_run_folder_file_and_column_is_documented(tmp_path):
         if not re.search(rf"\b{key}\b", text):
             missing.append(f"summary.json {key}")
     assert not missing, f"run-folder files, columns and keys documented nowhere in README.md or docs/*.md: {missing}"
+
+
+def test_the_readme_tours_every_command():
+    tour = (REPO / "README.md").read_text().split("## A tour of the commands", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```bash\n(.*?)```", tour, re.S).group(1)
+    missing = [path for path, command in cli_commands()
+               if path != "dltrain" and not getattr(command, "commands", None) and f"\n{path} " not in f"\n{block}"]
+    assert not missing, f"commands without an example in the README's tour: {missing}"
+    assert len((REPO / "README.md").read_text().splitlines()) < 150  # the reference lives in docs/
