@@ -156,3 +156,23 @@ def test_the_readme_tours_every_command():
                if path != "dltrain" and not getattr(command, "commands", None) and f"\n{path} " not in f"\n{block}"]
     assert not missing, f"commands without an example in the README's tour: {missing}"
     assert len((REPO / "README.md").read_text().splitlines()) < 150  # the reference lives in docs/
+
+
+def test_links_between_the_docs_resolve():
+    """Every relative link of README.md and docs/*.md names a file that exists and, for a page, a heading on it."""
+
+    def anchors(markdown: str) -> set[str]:
+        return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in re.findall(r"^#+ (.*)$", markdown, re.M)}
+
+    broken = []
+    for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+        for link in re.findall(r"\]\(([^)\s]+)\)", text):
+            if link.startswith(("http://", "https://", "mailto:")):
+                continue
+            path, _, anchor = link.partition("#")
+            target = (page.parent / path).resolve() if path else page
+            if not target.exists() or (anchor and target.suffix == ".md" and anchor not in anchors(target.read_text())):
+                broken.append(f"{page.relative_to(REPO)}: {link}")
+    assert not broken, broken
+    assert "(#bias-and-variance)" in (REPO / "docs" / "cli.md").read_text()  # the checker sees in-page links too

@@ -1,6 +1,6 @@
 """Checkpoints and resume, interrupts, divergence, determinism and `dltrain reproduce`.
 
-Runs are compared the way the README promises: every array of model.h5 byte for byte, history.csv on
+Runs are compared the way docs/robustness.md promises: every array of model.h5 byte for byte, history.csv on
 every column except `seconds` (wall time), metrics.json exactly.
 """
 
