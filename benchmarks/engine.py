@@ -100,6 +100,13 @@ def plan(w: Workload, steps: int) -> tuple[int, int, int]:
     return 1, k, math.ceil(k / w.batch_size)
 
 
+def examples_per_second(w: Workload, steps: int, ms_per_step: float) -> float:
+    """Training examples processed per second: a full-batch step processes all m examples, a mini-batch
+    step k / steps of them (the measurement is one epoch over the first k examples)."""
+    epochs, k, n_steps = plan(w, steps)
+    return epochs * k / n_steps / (ms_per_step / 1e3)
+
+
 def make_data(w: Workload, dtype, seed: int = 0):
     """Rows (m, n_x) in dtype, generated directly in it so no float64 copy ever exists; labels (m,)."""
     rng = np.random.default_rng(seed)
@@ -434,7 +441,7 @@ def bench_workload(wname: str, impls: list[str], rounds: int, steps: int, thread
     result = {}
     for impl in impls:
         ms = statistics.median(times[impl]) * 1e3
-        result[impl] = {"median_ms": ms, "examples_per_s": k / n_steps / (ms / 1e3)}
+        result[impl] = {"median_ms": ms, "examples_per_s": examples_per_second(w, steps, ms)}
         if ratios[impl]:
             result[impl]["ratio_to_peer"] = statistics.median(ratios[impl])
     for dt in dts:

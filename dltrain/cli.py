@@ -14,17 +14,14 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
 
 from dltrain import __version__
+from dltrain.cli_subcommands import config_app, datasets_app
+from dltrain.cliapp import SetOption, Typer, call, fail, load
 from dltrain.errors import DltrainError, Interrupted
 from dltrain.render import (
     CheckProgress,
     SearchProgress,
-    cell,
-    counts_table,
     err,
     gradcheck_json,
     out,
@@ -34,10 +31,11 @@ from dltrain.render import (
     print_logged,
     print_results,
     print_split,
+    runs_table,
     tracking_warnings,
 )
 
-app = typer.Typer(
+app = Typer(
     help="Config-driven deep-learning experiments on a NumPy engine (deeplearning.ai courses 1-2).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -57,45 +55,8 @@ def main_options(
     version: bool = typer.Option(False, "--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."),
 ):
     """Config-driven deep-learning experiments on a NumPy engine (deeplearning.ai courses 1-2)."""
-config_app = typer.Typer(help="Inspect configs: the resolved values and the JSON Schema.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
-datasets_app = typer.Typer(help="The datasets: what is available, what a data section loads, image-folder import.",
-                           no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
-
-
-SetOption = typer.Option(None, "--set", help="Override a config key: --set optimizer.learning_rate=0.01 (repeatable).")
-
-
-def fail(e: DltrainError) -> None:
-    for line in str(e).splitlines():
-        # Text, not markup: the message quotes user input ("[/bold].yaml"), which must print as given.
-        err.print(Text.assemble(("error:", "red"), f" {line}"), soft_wrap=True)
-    raise typer.Exit(e.exit_code)
-
-
-def _load(config: Path, overrides: list[str] | None):
-    from dltrain.config import load_config
-
-    return load_config(config, overrides or [])
-
-
-def _call(run):
-    """run() with training's failures mapped to exit codes: interrupted 130, errors their own code."""
-    try:
-        return run()
-    except Interrupted as e:
-        err.print(str(e), soft_wrap=True, markup=False)
-        if e.run_dir is not None:  # the last line is the run folder, as after a finished run
-            out.print(str(e.run_dir), soft_wrap=True, markup=False)
-        raise typer.Exit(130) from None
-    except KeyboardInterrupt:  # a second Ctrl-C before or after the training loop
-        err.print("aborted", soft_wrap=True)
-        raise typer.Exit(130) from None
-    except DltrainError as e:
-        fail(e)
-    except MemoryError:
-        fail(DltrainError("out of memory: use fewer or smaller layers, a smaller training.batch_size, or less data"))
 
 
 MlflowOption = typer.Option(None, "--mlflow", help="Also log to this MLflow tracking URI (sqlite:///mlflow.db, http://host:5000) "
@@ -132,16 +93,16 @@ def train(
         from dltrain.commands import train as command
         from dltrain.commands.trained import run_config
 
-        cfg = run_config(resume) if resume is not None else _load(config, set_)
+        cfg = run_config(resume) if resume is not None else load(config, set_)
         if mlflow:
             cfg.tracking.mlflow = mlflow  # recorded in config.yaml: the store this run was meant for
     except DltrainError as e:
         fail(e)
     with tracking_warnings():
         if resume is not None:
-            run = _call(lambda: command.resume(resume, progress=not quiet))
+            run = call(lambda: command.resume(resume, progress=not quiet))
         else:
-            run = _call(lambda: command.train(cfg, runs_dir=runs_dir or Path("runs"), run_dir=run_dir, progress=not quiet))
+            run = call(lambda: command.train(cfg, runs_dir=runs_dir or Path("runs"), run_dir=run_dir, progress=not quiet))
     print_results(cfg, run, quiet)
     out.print(str(run.path), soft_wrap=True, markup=False)
 
@@ -179,7 +140,7 @@ def gradcheck(
     try:
         from dltrain.commands.gradcheck import gradcheck as command
 
-        cfg = _load(config, set_)
+        cfg = load(config, set_)
         outcome = command(cfg, examples, epsilon, threshold, after_epochs, max_per_param, progress)
     except DltrainError as e:
         progress.close()
@@ -289,39 +250,50 @@ def evaluate(
 @app.command()
 def runs(
     runs_dir: Path = typer.Argument(Path("runs"), help="Folder holding run folders, or a search folder (lists its trials)."),
-    sort: Optional[str] = typer.Option(None, "--sort", help="Sort by a column, e.g. dev_accuracy (accuracies best first)."),
+    sort: Optional[str] = typer.Option(None, "--sort", metavar="COLUMN", help="Sort by a column, e.g. dev_accuracy (accuracies best first)."),
+    columns: Optional[str] = typer.Option(None, "--columns", metavar="A,B,...",
+                                          help="Show these columns, e.g. run,optimizer,dev_accuracy (default: all that fit the terminal)."),
     as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
 ):
     """A table of the runs in a folder (a search folder: its trials): data, key hyperparameters, epochs, accuracies, duration, status."""
     try:
-        from dltrain.commands.runs import RUN_COLUMNS, run_table, runs_folder
+        from dltrain.commands.runs import run_columns, run_table, runs_folder
 
         runs_dir = runs_folder(runs_dir)
-        rows = run_table(runs_dir, sort)
+        rows = run_table(runs_dir, sort, columns)
+        chosen = run_columns(columns)
     except DltrainError as e:
         fail(e)
     if as_json:
         out.print(json.dumps(rows, indent=2), soft_wrap=True, markup=False)
         return
-    table = Table(title=escape(f"{len(rows)} runs in {runs_dir}"))
-    for col in RUN_COLUMNS:
-        table.add_column(col, justify="left" if col in ("run", "status", "dataset", "layers") else "right")
-    for row in rows:
-        table.add_row(*(escape(cell(row[c])) for c in RUN_COLUMNS))
-    # Piped into a file or another program there is no screen width to respect: print every column whole.
-    (out if out.is_terminal else Console(highlight=False, width=250)).print(table)
+    # A terminal shows the columns that fit (all of --columns, wrapped); piped, every column is printed whole.
+    width = out.width if out.is_terminal else None
+    table, hidden, needed = runs_table(rows, chosen, f"{len(rows)} runs in {runs_dir}", width, choose=columns is None)
+    (out if out.is_terminal else Console(highlight=False, width=max(needed, 80))).print(table)
+    if hidden:
+        out.print(f"not shown (too narrow): {', '.join(hidden)}; choose with --columns", style="dim", markup=False)
+
+
+class CompareMetric(str, Enum):
+    cost = "cost"
+    dev_cost = "dev_cost"
+    dev_accuracy = "dev_accuracy"
 
 
 @app.command()
 def compare(
     run_dirs: list[Path] = typer.Argument(..., help="Run folders to compare."),
-    out_file: Path = typer.Option(..., "--out", help="The PNG file to write."),
+    out_file: Path = typer.Option(..., "--out", metavar="FILE", help="The figure to write: .png, .svg or .pdf."),
+    metric: CompareMetric = typer.Option(CompareMetric.cost, "--metric", help="What to draw: cost (train solid, dev dashed), dev_cost or dev_accuracy."),
+    log: bool = typer.Option(False, "--log", help="Log-scaled y axis."),
+    epochs: Optional[str] = typer.Option(None, "--epochs", metavar="A:B", help="Draw epochs A to B only (100:500, 100: or :500)."),
 ):
-    """Overlay the cost curves of several runs (train solid, dev dashed) in one PNG."""
+    """Overlay a history column of several runs (cost: train solid, dev dashed), one color per run, in one figure."""
     try:
         from dltrain.commands.runs import compare_runs
 
-        path = compare_runs(run_dirs, out_file)
+        path = compare_runs(run_dirs, out_file, metric.value, log, epochs)
     except DltrainError as e:
         fail(e)
     out.print(str(path), soft_wrap=True, markup=False)
@@ -345,7 +317,7 @@ def reproduce(
         run_config(run_dir)  # a folder that is no run is reported before anything else
     except DltrainError as e:
         fail(e)
-    result = _call(lambda: command(run_dir, runs_dir=runs_dir, progress=not quiet))
+    result = call(lambda: command(run_dir, runs_dir=runs_dir, progress=not quiet))
     if result.difference is None:
         out.print(f"identical: {result.run.path} reproduces {run_dir} (history.csv without seconds, curve.csv, metrics.json, model.h5)",
                   soft_wrap=True, markup=False)
@@ -354,76 +326,6 @@ def reproduce(
     out.print(str(result.run.path), soft_wrap=True, markup=False)
     if result.difference is not None:
         raise typer.Exit(1)
-
-
-@config_app.command("show")
-def config_show(config: Path = typer.Argument(..., help="YAML config file."), set_: Optional[list[str]] = SetOption):
-    """Print the config with every default filled in, as the run folder records it."""
-    try:
-        cfg = _load(config, set_)
-    except DltrainError as e:
-        fail(e)
-    import yaml
-
-    out.print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), end="", soft_wrap=True)
-
-
-@config_app.command("schema")
-def config_schema():
-    """Print the JSON Schema of config files (for editors and validators)."""
-    from dltrain.config import Config
-
-    out.print(json.dumps(Config.model_json_schema(), indent=2), soft_wrap=True)
-
-
-
-
-@datasets_app.command("list")
-def datasets_list(data_dir: Path = typer.Option(Path("datasets"), "--dir", help="Folder the course files are looked for in.")):
-    """The known datasets, the data: keys that select them, and whether their files are in --dir."""
-    table = Table(title=f"datasets (files looked for in {data_dir.resolve()})")
-    for col in ("name", "config", "files"):
-        table.add_column(col, overflow="fold")
-    from dltrain.commands.datasets import list_datasets
-
-    for entry in list_datasets(data_dir):
-        files = ", ".join(f"{p.name} {'[green]found[/green]' if ok else '[red]missing[/red]'}" for p, ok in entry.files)
-        table.add_row(entry.name, entry.select, files or "-")
-    out.print(table)
-
-
-@datasets_app.command("info")
-def datasets_info(spec: str = typer.Argument(..., help="A YAML config file, or a dataset name (cat, signs, moons, ...)."),
-                  set_: Optional[list[str]] = SetOption):
-    """Shapes, classes and examples per class in each split, carved as `train` would carve them."""
-    try:
-        from dltrain.commands.datasets import dataset_info
-
-        info = dataset_info(spec, set_ or [])
-    except DltrainError as e:
-        fail(e)
-    shape = f" (images {'x'.join(map(str, info.image_shape))})" if info.image_shape else ""
-    out.print(f"dataset {info.dataset}: {info.n_x} features{shape}, {len(info.classes)} classes, "
-              f"raw train values {info.value_range[0]:g} .. {info.value_range[1]:g}", soft_wrap=True, markup=False)
-    out.print(counts_table(info.counts, info.classes))
-
-
-@datasets_app.command("import")
-def datasets_import(
-    folder: Path = typer.Argument(..., help="Folder with one sub-folder of .jpg/.png images per class."),
-    output: Path = typer.Argument(..., help="The .h5 file to write (must not exist)."),
-    size: int = typer.Option(64, "--size", min=1, max=4096, help="Resize every image to SIZE x SIZE pixels."),
-    test_fraction: float = typer.Option(0.2, "--test-fraction", min=0.0, max=0.99, help="Share of images held out as test (stratified)."),
-    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the test split."),
-):
-    """Turn a folder of class sub-folders of images into an h5 file in the course layout (train with dataset: images)."""
-    try:
-        from dltrain.data.images import import_image_folder
-
-        result = import_image_folder(folder, output, size, test_fraction, seed)
-    except DltrainError as e:
-        fail(e)
-    out.print(counts_table(result.counts, result.classes, f"{result.out}: {'x'.join(map(str, result.image_shape))} RGB uint8"))
 
 
 class Layout(str, Enum):

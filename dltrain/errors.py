@@ -1,6 +1,11 @@
 """The one error type the library raises for user-facing failures."""
 
 
+def one_line(e: Exception) -> str:
+    """An exception's message on one line (library messages sometimes span several)."""
+    return " ".join(str(e).split())
+
+
 class DltrainError(Exception):
     """A failure the user can act on. The CLI prints the message (one line per problem) and exits
     with `exit_code`: 2 for an invalid config or command line, 1 for everything else."""

@@ -13,7 +13,7 @@ import matplotlib
 import matplotlib.figure
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
 
 class Figure(matplotlib.figure.Figure):
@@ -40,6 +40,41 @@ def png(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     return buf.getvalue()
+
+
+FORMATS = ("png", "svg", "pdf")
+
+
+def save(fig: Figure, fmt: str) -> bytes:
+    """The figure as bytes of one of FORMATS (png at 100 dpi)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=100)
+    return buf.getvalue()
+
+
+def _label_narrow_log_axis(axis, scale: str) -> None:
+    """Tick labels on a log or logit axis whose values span too little for a labelled major tick (a range
+    within one decade): a few ticks evenly spaced on the axis's own scale, each labelled with its value."""
+    lo, hi = axis.get_view_interval()
+    if not lo < hi:
+        return
+    inside = [v for v in axis.get_major_locator().tick_values(lo, hi) if lo <= v <= hi]
+    # matplotlib's logit labels within a decade of 1 - x read "1 − 5·10⁻²" and run into each other
+    narrow_logit = scale == "logit" and (hi / (1 - hi)) / (lo / (1 - lo)) < 10
+    if len(inside) >= 2 and not narrow_logit:
+        return
+    if scale == "log":
+        exact = [10 ** v for v in np.linspace(math.log10(lo), math.log10(hi), 5)[1:-1]]
+    else:
+        exact = [1 / (1 + math.exp(-v)) for v in np.linspace(math.log(lo / (1 - lo)), math.log(hi / (1 - hi)), 5)[1:-1]]
+    for digits in range(2, 16):  # the fewest significant digits that keep the three ticks apart and in view
+        # near 1 (logit: beta) round the distance to 1, so 0.9995 does not become 1
+        ticks = [1 - float(f"{1 - v:.{digits}g}") if scale == "logit" and v > 0.5 else float(f"{v:.{digits}g}") for v in exact]
+        if len(set(ticks)) == len(ticks) and all(lo <= v <= hi for v in ticks):
+            break
+    axis.set_major_locator(FixedLocator(ticks))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.{digits + 1}g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def _series(data: "list[dict] | dict[str, np.ndarray]", key: str) -> tuple[list, list]:
@@ -131,7 +166,7 @@ def decision_boundary(predict, X: np.ndarray, y: np.ndarray, title: str, classes
     return _done(fig)
 
 
-def search_scatter(records: list[dict], scales: dict[str, str], metric: str) -> Figure:
+def search_scatter(records: list[dict], scales: dict[str, str], metric: str, title: str | None = None) -> Figure:
     """The metric of each completed trial against each searched key path (one panel each), colored by round.
 
     scales[key]: linear | log | logit (for values like beta near 1) | category (choice options).
@@ -155,6 +190,9 @@ def search_scatter(records: list[dict], scales: dict[str, str], metric: str) -> 
             # Narrow ranges would get a crowded label on every minor tick.
             ax.xaxis.set_minor_formatter(NullFormatter())
         points = ax.scatter(x, y, c=rounds, cmap="viridis", vmin=1, vmax=max(last_round, 2), s=22, edgecolors="k", linewidths=0.3)
+        if scales[key] in ("log", "logit"):
+            ax.autoscale_view()
+            _label_narrow_log_axis(ax.xaxis, scales[key])
         ax.set_xlabel(key)
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
@@ -162,6 +200,7 @@ def search_scatter(records: list[dict], scales: dict[str, str], metric: str) -> 
         ax.set_visible(False)
     if last_round > 1:
         fig.colorbar(points, ax=axes.ravel().tolist(), label="round", ticks=range(1, last_round + 1))
+    fig.suptitle(title or f"{metric} of {len(records)} trials against the searched values")
     return _done(fig)
 
 
@@ -234,20 +273,40 @@ def norm_curves(rows: list[dict], L: int, title: str) -> Figure:
     return _done(fig)
 
 
-def compare_costs(curves: dict[str, list[dict]], title: str) -> Figure:
-    """Overlay runs' cost curves: train cost solid and dev cost dashed, one color per run label.
+def _window(data: "list[dict] | dict[str, np.ndarray]", first: int | None, last: int | None):
+    """The epochs first..last (either None for no bound) of history rows or of columns as arrays."""
+    if isinstance(data, dict):
+        epoch = np.asarray(data["epoch"])
+        keep = (epoch >= (first if first is not None else epoch.min(initial=0))) & (epoch <= (last if last is not None else epoch.max(initial=0)))
+        return {k: np.asarray(v)[keep] for k, v in data.items()}
+    return [r for r in data if (first is None or r["epoch"] >= first) and (last is None or r["epoch"] <= last)]
 
-    curves: label -> every epoch's columns (runs.run_curve) or history rows."""
+
+def compare_costs(curves: dict, title: str, metric: str = "cost", log: bool = False,
+                  epochs: tuple[int | None, int | None] = (None, None)) -> Figure:
+    """Overlay runs' curves of a history column, one color per run label. curves: label -> every
+    epoch's columns (runs.run_curve) or history rows. metric "cost": train cost solid and dev cost
+    dashed; "dev_cost" or "dev_accuracy": that column alone. log: a log y axis. epochs: (first, last)
+    epoch drawn, either None for no bound."""
+    first, last = epochs
     fig, ax = _subplots(figsize=(8, 5))
     for i, (label, rows) in enumerate(curves.items()):
+        rows = _window(rows, first, last)
         color = f"C{i % 10}"
-        ax.plot(*_series(rows, "cost"), color=color, label=f"{label} train")
-        dev = _series(rows, "dev_cost")
-        if len(dev[0]):
-            ax.plot(*dev, color=color, linestyle="--", label=f"{label} dev")
+        if metric == "cost":
+            ax.plot(*_series(rows, "cost"), color=color, label=f"{label} train")
+            dev = _series(rows, "dev_cost")
+            if len(dev[0]):
+                ax.plot(*dev, color=color, linestyle="--", label=f"{label} dev")
+        else:
+            ax.plot(*_series(rows, metric), color=color, label=label)
+    if log:
+        ax.set_yscale("log")
+        ax.autoscale_view()
+        _label_narrow_log_axis(ax.yaxis, "log")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("cost")
+    ax.set_ylabel(metric.replace("_", " "))
     ax.set_title(title)
-    ax.grid(alpha=0.3)
+    ax.grid(alpha=0.3, which="both" if log else "major")
     ax.legend(fontsize=8)
     return _done(fig)

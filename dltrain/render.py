@@ -257,3 +257,39 @@ def print_logged(result) -> None:
         nested = f" with {len(result.nested)} nested trial runs" if result.nested else ""
         err.print(f"mlflow: {result.path} {what} run {result.mlflow_run}{nested}", soft_wrap=True, markup=False)
         out.print(result.mlflow_run, soft_wrap=True, markup=False)
+
+
+# Which columns of `dltrain runs` a narrow terminal keeps first.
+RUNS_PRIORITY = ("run", "status", "dev_accuracy", "train_accuracy", "test_accuracy", "dataset", "layers", "optimizer",
+                 "learning_rate", "epochs", "batch_size", "activation", "l2", "keep_prob", "duration_seconds")
+
+
+def runs_table(rows: list[dict], columns: list[str], title: str, width: int | None = None,
+               choose: bool = True) -> tuple[Table, list[str], int]:
+    """The table of `dltrain runs` and the columns left out. With a width (a terminal) and `choose` (no
+    --columns), the columns that fit whole, chosen by RUNS_PRIORITY; the run column always (wrapped when
+    even it is too wide). Also returns the width the table needs to show every cell whole."""
+    text = {c: [cell(r[c]) for r in rows] for c in columns}
+    need = {c: max([len(c), *map(len, text[c])]) + 3 for c in columns}  # a space each side and a border
+    shown = list(columns)
+    if width is not None and choose:
+        chosen, used = set(), 1  # the table's left border
+        for c in sorted(columns, key=lambda c: RUNS_PRIORITY.index(c) if c in RUNS_PRIORITY else len(RUNS_PRIORITY)):
+            if chosen and used + need[c] > width:
+                break  # strictly by priority: a less important narrow column never displaces a wider important one
+            chosen.add(c)
+            used += need[c]
+        shown = [c for c in columns if c in chosen]
+    squeezed = width is not None and 1 + sum(need[c] for c in shown) > width
+    # Columns chosen with --columns that do not fit whole: headers break at their underscores, and values
+    # keep their full width when that is enough; else rich folds every column (minimum widths it could not
+    # meet would crop the table instead).
+    values = {c: max([len(v) for v in text[c]] + [len(part) for part in c.split("_")]) for c in shown}
+    keep = squeezed and 1 + sum(values[c] + 3 for c in shown) <= width
+    table = Table(title=escape(title))
+    for c in shown:
+        table.add_column(c.replace("_", "_\n") if squeezed else c, justify="left" if c in ("run", "status", "dataset", "layers") else "right",
+                         overflow="fold", min_width=values[c] if keep else None)
+    for i in range(len(rows)):
+        table.add_row(*(escape(text[c][i]) for c in shown))
+    return table, [c for c in columns if c not in shown], 1 + sum(need[c] for c in shown)

@@ -19,21 +19,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 try:
     import fcntl
 except ImportError:  # Windows: resume falls back to the pid summary.json records
     fcntl = None
 
-import h5py
-import numpy as np
 import yaml
 
+if TYPE_CHECKING:
+    import numpy as np
+
 from dltrain.config import read_yaml
-from dltrain.data.files import one_line
-from dltrain.data.limits import check_array_size
-from dltrain.errors import DltrainError
+from dltrain.errors import DltrainError, one_line
 
 HISTORY_FLUSH_SECONDS = 2.0
 LOCK = ".lock"
@@ -213,13 +212,16 @@ class RunWriter:
     def remove(self, name: str) -> None:
         self.path(name).unlink(missing_ok=True)
 
-    def save_model(self, name: str, **groups: dict[str, np.ndarray] | str) -> None:
+    def save_model(self, name: str, **groups: "dict[str, np.ndarray] | str") -> None:
         """An HDF5 file: one group per dict of arrays (params, state, ...); strings become attributes.
 
         The file format of HDF5 1.10 checksums every object header and attribute, and the strings are
         stored in the attributes themselves (fixed length, UTF-8), so a damaged file fails its
         checksum when read instead of sending libhdf5 after corrupt pointers (which can hang it).
         """
+        import h5py  # here, not at the top: `dltrain runs` reads run folders without NumPy or h5py
+        import numpy as np
+
         tmp = self.path(f".{name}.tmp-{os.getpid()}")
         with writing(self.path(name)):
             with h5py.File(tmp, "w", libver=("v110", "latest")) as f:
@@ -236,12 +238,17 @@ class RunWriter:
             os.replace(tmp, self.path(name))
 
 
-def read_model(path: Path, what: str = "model file") -> dict[str, dict[str, np.ndarray] | str]:
+def read_model(path: Path, what: str = "model file") -> "dict[str, dict[str, np.ndarray] | str]":
     """Inverse of RunWriter.save_model, or DltrainError naming the file.
 
     Every array's declared size and type are checked before it is read, so a corrupt or hostile
     file cannot make dltrain allocate more than the machine has.
     """
+    import h5py
+    import numpy as np
+
+    from dltrain.data.limits import check_array_size
+
     if not Path(path).is_file():
         raise DltrainError(f"{what} {path} not found")
     try:
@@ -319,9 +326,11 @@ def read_history(path: Path) -> list[dict]:
         raise DltrainError(f"{path} is not a dltrain history file (a value is not a number)") from None
 
 
-def read_curve(path: Path) -> dict[str, np.ndarray]:
+def read_curve(path: Path) -> "dict[str, np.ndarray]":
     """curve.csv -> its columns as float64 arrays (epoch as int64), nan where a row has no value.
     A last line without its newline (a crash while appending) is left out."""
+    import numpy as np
+
     try:
         lines = Path(path).read_text().split("\n")
     except OSError as e:
@@ -338,8 +347,10 @@ def read_curve(path: Path) -> dict[str, np.ndarray]:
     return curve
 
 
-def history_curve(rows: list[dict]) -> dict[str, np.ndarray]:
+def history_curve(rows: list[dict]) -> "dict[str, np.ndarray]":
     """History rows as columns (read_curve's form): the curve of a run from before curve.csv."""
+    import numpy as np
+
     columns = list(dict.fromkeys(k for row in rows for k in row))
     curve = {k: np.array([np.nan if row.get(k) is None else row[k] for row in rows], dtype=np.float64) for k in columns}
     if "epoch" in curve:
@@ -347,7 +358,7 @@ def history_curve(rows: list[dict]) -> dict[str, np.ndarray]:
     return curve
 
 
-def run_curve(run_dir: Path, history: list[dict]) -> dict[str, np.ndarray]:
+def run_curve(run_dir: Path, history: list[dict]) -> "dict[str, np.ndarray]":
     """Every epoch's learning rate and costs from curve.csv, or the logged epochs of `history` (the
     run's history.csv rows) for a run that has none (written before curve.csv existed)."""
     path = Path(run_dir) / CURVE
@@ -386,11 +397,17 @@ def load_run(run_dir: Path) -> RunRecord:
     return RunRecord(run_dir, config, history, metrics, _read_json(run_dir / "summary.json"))
 
 
+def existing_folder(path: Path, what: str = "run folder") -> Path:
+    """path, or DltrainError (exit 2: the command line names it) when it does not exist or is a file."""
+    path = Path(path)
+    if not path.is_dir():
+        raise DltrainError(f"{what} {path} not found" if not path.exists() else f"{path} is a file, not a {what}", 2)
+    return path
+
+
 def list_run_dirs(runs_dir: Path) -> list[Path]:
     """The run folders directly inside runs_dir, by name."""
-    runs_dir = Path(runs_dir)
-    if not runs_dir.is_dir():
-        raise DltrainError(f"runs folder {runs_dir} not found")
+    runs_dir = existing_folder(runs_dir, "runs folder")
     return sorted(p for p in runs_dir.iterdir() if p.is_dir() and is_run_dir(p))
 
 

@@ -48,11 +48,11 @@ def test_import_direction():
         assert {n for n in imports(path) if n.split(".")[0] == "scipy"} <= {"scipy.special"}, f"{path.name}: the engine takes only ufuncs from scipy"
     for path in (PKG / "config").glob("*.py"):
         assert not {n for n in imports(path) if n.startswith(("dltrain.engine", "dltrain.commands", "numpy"))}, path.name
-    for path in [PKG / "cli.py", PKG / "render.py"]:
+    for path in [PKG / "cli.py", PKG / "render.py", PKG / "cliapp.py", PKG / "cli_subcommands.py"]:
         assert not {n for n in imports(path) if n.split(".")[0] == "numpy"}, path.name
     assert imports(PKG / "evaluation.py") <= {"numpy"}  # metrics and diagnosis: pure functions of labels
     for path in [*PKG.glob("*.py"), *(PKG / "data").glob("*.py"), *(PKG / "engine").glob("*.py"), *(PKG / "config").glob("*.py")]:
-        if path.name not in ("cli.py", "__init__.py"):
+        if path.name not in ("cli.py", "cli_subcommands.py", "__init__.py"):
             assert not {n for n in imports(path) if n.startswith("dltrain.commands")}, f"{path} is below the commands"
 
 
@@ -80,3 +80,23 @@ def test_cli_help_loads_no_engine():
     code = ("import sys\nfrom dltrain.cli import app\n"
             "print(sorted({'numpy', 'matplotlib', 'numba', 'h5py', 'scipy'} & {m.split('.')[0] for m in sys.modules}))")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+
+
+def test_commands_that_train_nothing_load_no_engine(tmp_path):
+    """Run as a user runs them, `dltrain --help`, `runs` (on real run folders) and `config show` load
+    none of NumPy, matplotlib, numba, h5py or scipy: they start in a fraction of a second
+    (benchmarks/startup.py measures how long)."""
+    import dltrain
+
+    for lr in (1.2, 0.1):
+        dltrain.train({"name": f"p{lr}", "data": {"dataset": "planar"}, "model": {"layers": ["auto", 2, 1]},
+                       "optimizer": {"learning_rate": lr}, "training": {"epochs": 2}}, runs_dir=tmp_path, progress=False)
+    probe = ("import contextlib, io, runpy, sys\nsys.argv = ['dltrain', *sys.argv[1:]]\n"
+             "with contextlib.redirect_stdout(io.StringIO()):\n"
+             "    try:\n        runpy.run_module('dltrain', run_name='__main__')\n    except SystemExit as e:\n        assert not e.code, e.code\n"
+             "print(sorted({'numpy', 'matplotlib', 'numba', 'h5py', 'scipy'} & {m.split('.')[0] for m in sys.modules}))")
+    env = {**__import__("os").environ, "PYTHONPATH": str(PKG.parent)}
+    for args in (["--help"], ["runs", str(tmp_path)], ["config", "show", str(PKG.parent / "configs" / "planar.yaml")]):
+        res = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, env=env)
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.strip() == "[]", (args, res.stdout)

@@ -30,3 +30,12 @@ def test_json_has_the_issues_shape_for_the_peers_installed():
         assert 0 <= out["jax_check"]["W3"] < 1e-12
     if peers:
         assert w3["dltrain-f64"]["ratio_to_peer"] > 0 and "Targets (issue 9)" in res.stderr
+
+
+def test_examples_per_second_counts_every_example_of_a_full_batch_step():
+    from benchmarks.engine import WORKLOADS, examples_per_second
+
+    # W1: full batch of 209 examples, 10 steps per measurement, 4.89 ms a step -> 42,740 examples/s (not 4,274)
+    assert round(examples_per_second(WORKLOADS["W1"], 10, 4.89)) == round(209 / 4.89e-3)
+    # W2: mini-batches of 32, one epoch of 1080 examples in 34 steps
+    assert examples_per_second(WORKLOADS["W2"], 34, 1.0) == 1080 / 34 / 1e-3

@@ -70,7 +70,7 @@ def test_run_dir_is_never_overwritten(tmp_path):
     [
         ("optimizer.learning_rate=-1", 2, "optimizer.learning_rate: got -1"),
         ("model.hidden_activation=tanhh", 2, "did you mean 'tanh'?"),
-        ("model.layers=[12288,4,1]", 1, "X has 2 features but layer 1 expects 12288"),
+        ("model.layers=[12288,4,1]", 2, "X has 2 features but layer 1 expects 12288"),
         ("model.output_activation=softmax", 2, "softmax needs at least 2 output units"),
         ("data.dataset=cat", 1, "train_catvnoncat.h5 not found"),
     ],

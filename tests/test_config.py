@@ -46,7 +46,7 @@ def test_registries_match_config_names():
         ("model.hidden_activation", "rleu", "cfg: model.hidden_activation: got 'rleu'; allowed: relu, leaky_relu, tanh, sigmoid; did you mean 'relu'?"),
         ("model.layers", ["auto", 0, 1], "cfg: model.layers[1]: got 0; a whole number >= 1"),
         ("optimizr", {"name": "gd"}, "did you mean 'optimizer'?"),
-        ("optimizer", {"name": "adamw"}, "cfg: optimizer: got 'adamw'; allowed: gd, momentum, rmsprop, adam; did you mean 'adam'?"),
+        ("optimizer", {"name": "adamw"}, "cfg: optimizer.name: got 'adamw'; allowed: gd, momentum, rmsprop, adam; did you mean 'adam'?"),
         ("optimizer", {"name": "gd", "beta2": 0.9}, "cfg: optimizer.beta2: unknown key; allowed here: learning_rate, name"),
         ("model.output_activation", "softmax", "softmax needs at least 2 output units"),
         ("training.epochs", "many", "cfg: training.epochs: got 'many'"),
@@ -179,7 +179,7 @@ def test_dataset_names_match_loaders_and_catalog():
         ({"dataset": "file", "path": "d.npz", "layout": "cols"}, "cfg: data.layout: got 'cols'; allowed: rows, columns; did you mean 'columns'?"),
         ({"dataset": "file"}, "cfg: data.path: required key is missing"),
         ({"dataset": "images", "path": "a.npz"}, "cfg: data.path: got 'a.npz'; expected an .h5 or .hdf5 file"),
-        ({"dataset": "sings"}, "cfg: data: got 'sings'; allowed: cat, signs, planar, moons, circles, file, images; did you mean 'signs'?"),
+        ({"dataset": "sings"}, "cfg: data.dataset: got 'sings'; allowed: cat, signs, planar, moons, circles, file, images; did you mean 'signs'?"),
     ],
 )
 def test_data_errors(data, expected):

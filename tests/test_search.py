@@ -34,7 +34,7 @@ SPACE = {"optimizer.learning_rate": "log(0.001, 10)", "optimizer.beta": "one_min
 
 
 def dist(text):
-    return C.space._SPACE.validate_python({"k": text})["k"]
+    return C.load_space({"k": text})["k"]
 
 
 def write(tmp_path, tree, name):
@@ -84,7 +84,7 @@ def test_int_includes_both_ends_and_choice_every_option():
 
 
 def test_seeded_search_draws_the_same_trials(tmp_path):
-    space = C.space._SPACE.validate_python(SPACE)
+    space = C.load_space(SPACE)
     plan = [plan_round(BASE, space, tmp_path, 1, 1, 5, seed, "s") for seed in (7, 7, 8)]
     assert plan[0] == plan[1]
     assert [t.values for t in plan[0]] != [t.values for t in plan[2]]
@@ -161,7 +161,9 @@ def test_key_paths_and_ranges_are_checked_against_the_config_before_training(tmp
          ["optimizer.learning_rate=-1.0 (the low end of uniform(-1.0, 1.0)): optimizer.learning_rate: got -1.0"]),
         ({"regularization.keep_prob": "log(0.01, 3)"},
          ["regularization.keep_prob=3.0 (the high end of log(0.01, 3.0)): regularization.keep_prob: got 3.0"]),
-        ({"model.layers[1]": "int(0, 5)", "optimizer.learning_rate": "log(-1, 1)"}, ["log(a, b) samples log10 of the value"]),
+        # every problem of the file at once: the impossible range, then the end the config rejects
+        ({"model.layers[1]": "int(0, 5)", "optimizer.learning_rate": "log(-1, 1)"},
+         ["optimizer.learning_rate: log(a, b) samples log10 of the value", "model.layers[1]=0 (the low end of int(0, 5))"]),
         ({"model.layers[1]": "int(0, 5)", "optimizer.beta": "uniform(-0.5, 1.5)"},
          ["model.layers[1]=0 (the low end of int(0, 5)): model.layers[1]: got 0; a whole number >= 1",
           "optimizer.beta=-0.5 (the low end of uniform(-0.5, 1.5)): optimizer.beta: got -0.5; Input should be greater than or equal to 0",
@@ -206,7 +208,7 @@ def test_rank_breaks_accuracy_ties_by_cost_and_puts_failures_last():
 
 
 def test_narrow_zooms_in_on_the_best_quarter_on_the_same_scale():
-    space = C.space._SPACE.validate_python({"lr": "log(1e-4, 1)", "beta": "one_minus_log(0.9, 0.999)", "units": "int(1, 50)",
+    space = C.load_space({"lr": "log(1e-4, 1)", "beta": "one_minus_log(0.9, 0.999)", "units": "int(1, 50)",
                                       "act": "choice([relu, tanh])"})
     values = [(0.5, 0.95, 10), (0.01, 0.99, 20), (0.002, 0.995, 20), (1e-4, 0.9, 3), (0.3, 0.91, 40), (0.9, 0.999, 1),
               (0.2, 0.93, 5), (0.05, 0.97, 7)]
@@ -255,7 +257,7 @@ class InProcess:
 def test_failing_trials_are_recorded_and_do_not_stop_the_search(tmp_path, monkeypatch):
     monkeypatch.setattr(S, "open_executor", InProcess)
     # An input size of 3 is a valid config but fails on the 2-feature data, in the trial.
-    space = C.space._SPACE.validate_python({"model.layers[0]": "choice([auto, 3])", "optimizer.learning_rate": "log(0.1, 2)"})
+    space = C.load_space({"model.layers[0]": "choice([auto, 3])", "optimizer.learning_rate": "log(0.1, 2)"})
     outcome = search(BASE, space, tmp_path / "s", trials=4, seed=3)
     statuses = {r["values"]["model.layers[0]"]: r["status"] for r in outcome.ranked}
     assert statuses == {"auto": "completed", 3: "failed"}
@@ -267,7 +269,7 @@ def test_failing_trials_are_recorded_and_do_not_stop_the_search(tmp_path, monkey
 
 def test_rerun_reuses_finished_trials_and_redoes_unfinished_ones(tmp_path, monkeypatch):
     monkeypatch.setattr(S, "open_executor", InProcess)
-    space = C.space._SPACE.validate_python(SPACE)
+    space = C.load_space(SPACE)
     first = search(BASE, space, tmp_path / "s", trials=4, rounds=2, seed=1)
     trials = tmp_path / "s" / "trials"
     # As after a Ctrl-C: trial 4 was cut off mid-run, trial 3 finished but its record was never written.
@@ -308,8 +310,8 @@ def test_20_trials_in_2_rounds_in_local_processes(tmp_path):
     assert scores[0] > statistics.median(scores)
     # Round 2 sampled inside the ranges saved for it, which lie inside round 1's.
     rounds = json.loads((out / "rounds.json").read_text())
-    saved = C.space._SPACE.validate_python(rounds[1]["space"])
-    assert C.space._SPACE.validate_python(yaml.safe_load((out / "space-round-2.yaml").read_text())) == saved
+    saved = C.load_space(rounds[1]["space"])
+    assert C.load_space(yaml.safe_load((out / "space-round-2.yaml").read_text())) == saved
     lr = saved["optimizer.learning_rate"]
     assert 1e-3 <= lr.low < lr.high <= 10 and lr.kind == "log"
     for r in board:

@@ -67,7 +67,7 @@ def prepare_data(cfg: Config, trained=None) -> Prepared:
                                f"evaluate it on data with {first} features{like_run}")
         raise DltrainError(
             f"X has {n_x} features but layer 1 expects {first} (X.shape={ds.X_train.shape}); "
-            f"set model.layers[0] to {n_x} or 'auto'"
+            f"set model.layers[0] to {n_x} or 'auto'", 2  # the config is what to fix: exit 2
         )
     n_out = cfg.model.layers[-1]
     n_classes = len(ds.classes)
@@ -153,7 +153,7 @@ def build_augment(cfg: Config, data: "Prepared", rng) -> Callable[[int, np.ndarr
     if not cfg.data.augment.hflip:
         return None
     if data.image_shape is None or len(data.image_shape) != 3:
-        raise DltrainError(f"data.augment.hflip needs an image dataset; {cfg.data.dataset} has no image shape")
+        raise DltrainError(f"data.augment.hflip needs an image dataset; {cfg.data.dataset} has no image shape", 2)
     order = hflip_columns(data.image_shape)
 
     def augment(epoch: int, X: np.ndarray) -> np.ndarray:

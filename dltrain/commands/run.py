@@ -14,7 +14,7 @@ from dltrain.commands.trained import load_trained, predictions, probabilities, r
 from dltrain.config import Config
 from dltrain.errors import DltrainError
 from dltrain.evaluation import classification_report
-from dltrain.runs import is_run_dir, load_run, read_history, read_json_file, run_curve
+from dltrain.runs import existing_folder, is_run_dir, load_run, read_history, read_json_file, run_curve
 
 PLOTS = ("cost", "norms", "decision_boundary", "misclassified", "confusion_matrix")
 
@@ -90,9 +90,7 @@ class Run:
     and `plot` on its saved model."""
 
     def __init__(self, path: "str | Path"):
-        path = Path(path)
-        if not path.is_dir():
-            raise DltrainError(f"run folder {path} not found" if not path.exists() else f"{path} is a file, not a run folder")
+        path = existing_folder(path)
         if not is_run_dir(path):
             raise DltrainError(f"{path} is not a dltrain run folder (it has no summary.json)")
         self.path = path

@@ -2,7 +2,6 @@
 
 from pathlib import Path
 
-from dltrain import plots
 from dltrain.errors import DltrainError
 from dltrain.runs import (
     list_run_dirs,
@@ -50,11 +49,23 @@ def runs_folder(runs_dir: Path) -> Path:
     return Path(runs_dir)
 
 
-def run_table(runs_dir: Path = Path("runs"), sort: str | None = None) -> list[dict]:
-    """A row per run folder in runs_dir (see RUN_COLUMNS), optionally sorted by a column:
-    accuracies best first, other columns ascending, missing values last."""
+def run_columns(columns: "str | list[str] | None") -> list[str]:
+    """The columns a user chose ("run,dev_accuracy" or a list), checked against RUN_COLUMNS; None: all of them."""
+    if columns is None:
+        return list(RUN_COLUMNS)
+    chosen = [c.strip() for c in columns.split(",")] if isinstance(columns, str) else list(columns)
+    unknown = [c for c in chosen if c not in RUN_COLUMNS]
+    if unknown or not chosen:
+        raise DltrainError(f"--columns {','.join(unknown) or repr(columns)}: not a column; choose from {', '.join(RUN_COLUMNS)}", 2)
+    return chosen
+
+
+def run_table(runs_dir: Path = Path("runs"), sort: str | None = None, columns: "str | list[str] | None" = None) -> list[dict]:
+    """A row per run folder in runs_dir (see RUN_COLUMNS; `columns` keeps only those, in that order),
+    optionally sorted by a column: accuracies best first, other columns ascending, missing values last."""
     if sort is not None and sort not in RUN_COLUMNS:
         raise DltrainError(f"--sort {sort!r}: not a column; choose one of {', '.join(RUN_COLUMNS)}", 2)
+    chosen = run_columns(columns)
     rows = []
     for run_dir in list_run_dirs(runs_dir):
         try:
@@ -67,23 +78,68 @@ def run_table(runs_dir: Path = Path("runs"), sort: str | None = None) -> list[di
         present.sort(key=lambda r: (0, r[sort], "") if isinstance(r[sort], (int, float)) else (1, 0, str(r[sort])),
                      reverse=sort.endswith("accuracy"))
         rows = present + [r for r in rows if r[sort] is None]
-    return rows
+    return [{c: r[c] for c in chosen} for r in rows]
 
 
-def list_runs(runs_dir: "str | Path" = "runs", sort: str | None = None) -> list[dict]:
-    """`dltrain runs`: a row per run folder in runs_dir (a search folder: its trials), see RUN_COLUMNS."""
-    return run_table(runs_folder(Path(runs_dir)), sort)
+def list_runs(runs_dir: "str | Path" = "runs", sort: str | None = None, columns: "str | list[str] | None" = None) -> list[dict]:
+    """`dltrain runs`: a row per run folder in runs_dir (a search folder: its trials), see RUN_COLUMNS;
+    `columns` ("run,dev_accuracy" or a list) keeps only those."""
+    return run_table(runs_folder(Path(runs_dir)), sort, columns)
 
 
-def compare_runs(run_dirs: list[Path], out: Path) -> Path:
-    """Overlay the cost curves (train solid, dev dashed) of several runs in one PNG at `out`."""
+COMPARE_METRICS = ("cost", "dev_cost", "dev_accuracy")
+
+
+def epoch_range(epochs: "str | tuple | None") -> tuple[int | None, int | None]:
+    """--epochs "A:B" (either end may be left out: "100:", ":500") -> (A, B); None -> (None, None)."""
+    if epochs is None or isinstance(epochs, tuple):
+        first, last = epochs or (None, None)
+    else:
+        parts = str(epochs).split(":")
+        try:
+            if len(parts) != 2:
+                raise ValueError
+            first, last = (int(p) if p.strip() else None for p in parts)
+        except ValueError:
+            raise DltrainError(f"--epochs {epochs!r}: expected FIRST:LAST epochs, e.g. 100:500, 100: or :500", 2) from None
+    if any(e is not None and e < 0 for e in (first, last)) or (first is not None and last is not None and first >= last):
+        raise DltrainError(f"--epochs {epochs!r}: the first epoch must be below the last, both >= 0", 2)
+    return first, last
+
+
+def compare_figure(run_dirs: list[Path], metric: str = "cost", log: bool = False, epochs: "str | tuple | None" = None):
+    """The Figure `dltrain compare` writes: each run's `metric` (cost: train solid, dev dashed; dev_cost;
+    dev_accuracy) against the epoch, one color per run, optionally on a log y axis and within epochs "A:B"."""
+    from dltrain import plots  # matplotlib: only when a figure is drawn
+
+    if metric not in COMPARE_METRICS:
+        raise DltrainError(f"--metric {metric!r}: choose one of {', '.join(COMPARE_METRICS)}", 2)
+    span = epoch_range(epochs)
     curves = {}
     for run_dir in run_dirs:
         record = load_run(run_dir)
         if not record.history:
             raise DltrainError(f"{run_dir} has no history.csv rows to plot")
+        if metric != "cost" and all(r.get(metric) is None for r in record.history):
+            raise DltrainError(f"{run_dir} has no {metric} in history.csv: it was trained without a dev set (data.dev_fraction)")
         # Runs of the same name in different folders stay apart under their full path.
         # Every epoch's costs (curve.csv), not only the logged ones; history rows for older runs.
         curves[str(record.dir) if record.dir.name in curves else record.dir.name] = run_curve(record.dir, record.history)
-    write_output(out, plots.png(plots.compare_costs(curves, f"cost of {len(curves)} runs")))
+    return plots.compare_costs(curves, f"{metric.replace('_', ' ')} of {len(curves)} runs", metric, log, span)
+
+
+def output_format(out: Path) -> str:
+    """The figure format --out's suffix names (png, svg, pdf), or DltrainError (exit 2)."""
+    fmt = Path(out).suffix.lower().lstrip(".")
+    if fmt not in ("png", "svg", "pdf"):  # plots.FORMATS, without importing matplotlib
+        raise DltrainError(f"--out {out}: cannot write a {'.' + fmt if fmt else 'suffix-less'} file; name a .png, .svg or .pdf file", 2)
+    return fmt
+
+
+def compare_runs(run_dirs: list[Path], out: Path, metric: str = "cost", log: bool = False, epochs: "str | tuple | None" = None) -> Path:
+    """`dltrain compare`: compare_figure(...) written to `out` in the format its suffix names (.png, .svg or .pdf)."""
+    from dltrain import plots
+
+    fmt = output_format(out)
+    write_output(out, plots.save(compare_figure(run_dirs, metric, log, epochs), fmt))
     return Path(out)

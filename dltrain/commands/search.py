@@ -77,17 +77,18 @@ def apply_values(tree: dict, values: dict, source: str) -> Config:
     return validate_config(tree, source=source)
 
 
-def check_space(tree: dict, space: dict, source: str) -> None:
+def check_space(tree: dict, space: dict, source: str, problems: list[str] | None = None) -> None:
     """Before any value is drawn: every key path must exist in the config and accept both ends of its range and every choice.
 
     Keys are probed in file order, one end or option at a time, on top of a value already accepted
     for each earlier key, so keys that depend on each other (a choice of layer lists, then one
     layer's size) are probed together and every problem is reported with the end or option that
     causes it, never with a random draw, which is not in the space file. A problem every value of a
-    key has (an unknown key path) is reported once, without a value.
+    key has (an unknown key path) is reported once, without a value. Raises DltrainError (exit 2) with
+    every problem, after those already in `problems` (load_space's).
     """
     accepted: dict = {}
-    problems: list[str] = []
+    problems = list(problems or [])
     for key, d in space.items():
         if d.kind == "choice":
             probes = [(value, f"{key}={value!r}") for value in d.options]
@@ -177,7 +178,7 @@ def write_search_results(out: Path, records: list[dict], space: dict, configs: d
               f"dev_accuracy {m['dev_accuracy']:.4f}, dev_cost {m['dev_cost']:.6f}; run folder {best['run_dir']}\n")
     atomic_write(out / "best.yaml", header + yaml.safe_dump(configs[best["trial"]], sort_keys=False))
     scales = {key: tuning.plot_scale(d) for key, d in space.items()}
-    atomic_write(out / "search.png", plots.png(plots.search_scatter(done, scales, metric)))
+    atomic_write(out / "search.png", plots.png(plots.search_scatter(done, scales, metric, f"{out.name}: {metric} of {len(done)} trials")))
     return best
 
 
@@ -224,7 +225,8 @@ def search(
     tracking = tree.pop("tracking", None)
     if isinstance(tracking, dict):
         tree["tracking"] = {**tracking, "mlflow": None}
-    space = load_space(space)
+    space_problems: list[str] = []  # reported with check_space's, so the user sees every problem at once
+    space = load_space(space, space_problems)
     out = Path(out) if out is not None else Path("runs") / f"{base.name}-search"
     workers = workers or os.cpu_count() or 1
     if metric not in tuning.METRICS:
@@ -235,7 +237,7 @@ def search(
     if rounds > 1 and trials < 2 * rounds:
         raise DltrainError(f"--trials {trials} is too few for --rounds {rounds}: each round needs at least 2 trials", 2)
     sizes = tuning.round_sizes(trials, rounds)
-    check_space(tree, space, space_source)
+    check_space(tree, space, space_source, space_problems)
     first = plan_round(tree, space, out, 1, 1, sizes[0], seed, space_source)
     spec = {"config": json.loads(json.dumps({k: v for k, v in tree.items() if k != "tracking"}, default=str)), "space": {k: d.spec() for k, d in space.items()},
             "seed": seed, "trials": trials, "rounds": rounds, "metric": metric}

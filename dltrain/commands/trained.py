@@ -18,6 +18,7 @@ from dltrain.engine.model import (
 from dltrain.errors import DltrainError
 from dltrain.evaluation import confusion_matrix
 from dltrain.runs import (
+    existing_folder,
     is_run_dir,
     read_model,
 )
@@ -38,9 +39,7 @@ class Trained(NamedTuple):
 
 def run_config(run_dir: Path) -> Config:
     """The resolved config a run folder recorded in config.yaml, validated again."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise DltrainError(f"run folder {run_dir} not found" if not run_dir.exists() else f"{run_dir} is a file, not a run folder")
+    run_dir = existing_folder(run_dir)
     if not is_run_dir(run_dir):
         raise DltrainError(f"{run_dir} is not a dltrain run folder (it has no summary.json)")
     path = run_dir / "config.yaml"
@@ -49,7 +48,7 @@ def run_config(run_dir: Path) -> Config:
 
 def load_trained(run_dir: Path) -> Trained:
     """Reload model.h5 of a run folder, or DltrainError saying what is missing."""
-    run_dir = Path(run_dir)
+    run_dir = existing_folder(run_dir)
     if not (run_dir / "model.h5").is_file():
         raise DltrainError(f"{run_dir} is not a finished dltrain run: it has no model.h5")
     saved = read_model(run_dir / "model.h5")

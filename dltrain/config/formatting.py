@@ -108,6 +108,8 @@ def format_errors(error: ValidationError, source: str, tree: Any) -> list[str]:
             tag = err.get("ctx", {}).get("tag", err.get("input"))
             close = difflib.get_close_matches(str(tag), options, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
+            if err["type"] == "union_tag_invalid":  # pydantic locates it at the section; the key is its tag
+                loc = path_text([*parts, err["ctx"]["discriminator"].strip("'")])
             lines.append(f"{source}: {loc}: got {short(tag)}; allowed: {', '.join(options)}{hint}")
             continue
         if err["type"] == "missing":

@@ -98,12 +98,14 @@ def parse_distribution(value: Any) -> Any:
 Distribution = Annotated[
     Uniform | IntRange | LogRange | OneMinusLogRange | Choice, Field(discriminator="kind"), BeforeValidator(parse_distribution)
 ]
-_SPACE = TypeAdapter(dict[str, Distribution])
+_DISTRIBUTION_ADAPTER = TypeAdapter(Distribution)
 
 
-def load_space(space: "str | Path | dict") -> dict[str, Distribution]:
+def load_space(space: "str | Path | dict", problems: list[str] | None = None) -> dict[str, Distribution]:
     """A search space file (or a mapping of the same entries): config key path -> distribution such
-    as 'log(1e-4, 1)', in order; DltrainError(exit_code=2) per problem.
+    as 'log(1e-4, 1)', in order; DltrainError(exit_code=2) with one line per problem, every entry's.
+    Given a `problems` list, entries with a problem are left out and their lines appended to it instead,
+    so the caller can report them together with its own checks of the rest.
 
     Whether each key path exists in the config is checked against the base config (commands.search).
     """
@@ -117,17 +119,22 @@ def load_space(space: "str | Path | dict") -> dict[str, Distribution]:
     not_paths = [repr(k) for k in tree if not isinstance(k, str)]
     if not_paths:
         raise DltrainError(f"space file {path}: keys must be config key paths such as model.layers[1], got {', '.join(not_paths)}", 2)
-    try:
-        return _SPACE.validate_python(tree)
-    except ValidationError as e:
-        lines = []
-        for err in e.errors():
-            key, fields = err["loc"][0], [str(p) for p in err["loc"][2:]]
-            msg = err["msg"].removeprefix("Value error, ")
-            if fields and err["type"] == "extra_forbidden":
-                lines.append(f"{path}: {key}: unexpected argument {fields[-1]!r}")
-            elif fields:
-                lines.append(f"{path}: {key}: {err['loc'][1]} {'.'.join(fields)}: got {short(err.get('input'))}; {msg}")
-            else:
-                lines.append(f"{path}: {key}: {msg}")
-        raise DltrainError("\n".join(lines), 2) from None
+    parsed, lines = {}, []
+    for key, value in tree.items():
+        try:
+            parsed[key] = _DISTRIBUTION_ADAPTER.validate_python(value)
+        except ValidationError as e:
+            for err in e.errors():
+                fields = [str(p) for p in err["loc"][1:]]
+                msg = err["msg"].removeprefix("Value error, ")
+                if fields and err["type"] == "extra_forbidden":
+                    lines.append(f"{path}: {key}: unexpected argument {fields[-1]!r}")
+                elif fields:
+                    lines.append(f"{path}: {key}: {err['loc'][0]} {'.'.join(fields)}: got {short(err.get('input'))}; {msg}")
+                else:
+                    lines.append(f"{path}: {key}: {msg}")
+    if problems is not None:
+        problems += lines
+    elif lines:
+        raise DltrainError("\n".join(lines), 2)
+    return parsed

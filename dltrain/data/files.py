@@ -13,7 +13,7 @@ import numpy as np
 import scipy.io
 
 from dltrain.data.limits import check_array_size, survives
-from dltrain.errors import DltrainError
+from dltrain.errors import DltrainError, one_line  # noqa: F401 (one_line: data.images)
 
 MAX_CLASSES = 100_000  # a larger label is a damaged file, not a class
 FORMATS = {".npz": "NumPy .npz", ".h5": "HDF5", ".hdf5": "HDF5", ".mat": "MATLAB .mat"}
@@ -25,11 +25,6 @@ def require_file(path: Path, hint: str) -> None:
         raise DltrainError(f"data file {path} is {'a folder' if path.is_dir() else 'not a regular file'}; {hint}")
     if not path.is_file():
         raise DltrainError(f"data file {path} not found (looked in {path.parent.resolve()}); {hint}")
-
-
-def one_line(e: Exception) -> str:
-    """An exception's message on one line (library messages sometimes span several)."""
-    return " ".join(str(e).split())
 
 
 # Each reader checks an array's declared shape before reading it (data.limits): a damaged or hostile
