@@ -48,14 +48,18 @@ def _series(rows: list[dict], key: str) -> tuple[list, list]:
     return ([p[0] for p in pairs], [p[1] for p in pairs]) if pairs else ([], [])
 
 
-def cost_curve(rows: list[dict], title: str, marks: dict[str, int] | None = None) -> Figure:
+def cost_curve(rows: list[dict], title: str, marks: dict[str, int] | None = None, data_cost: bool = False) -> Figure:
     """Train and dev cost per logged epoch, the learning rate on a second axis, and epoch markers.
 
     rows: history rows (epoch, cost, optional dev_cost, learning_rate). marks: label -> epoch,
-    drawn as dotted vertical lines (e.g. {"best epoch": 120, "stopped": 170}).
+    drawn as dotted vertical lines (e.g. {"best epoch": 120, "stopped": 170}). data_cost: also draw
+    the train cost without the L2/L1 penalty (history's data_cost) when a penalty makes it differ.
     """
     fig, ax = _subplots(figsize=(7, 4.5))
-    ax.plot(*_series(rows, "cost"), color="C0", label="train cost")
+    penalized = data_cost and any(r.get("penalty") not in (None, "", 0, 0.0) for r in rows)
+    ax.plot(*_series(rows, "cost"), color="C0", label="train cost (regularized)" if penalized else "train cost")
+    if penalized:
+        ax.plot(*_series(rows, "data_cost"), color="C2", linewidth=1, label="train data cost")
     dev = _series(rows, "dev_cost")
     if dev[0]:
         ax.plot(*dev, color="C1", label="dev cost")
