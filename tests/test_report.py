@@ -77,7 +77,7 @@ def test_train_writes_the_run_report(run):
     for split in ("train", "dev"):
         assert f">{fmt(metrics[split]['accuracy'])}<" in html
     assert metrics["diagnosis"]["problem"] in html
-    for section in ("results", "classes", "diagnosis", "curves", "figures", "model", "config", "environment", "commands"):
+    for section in ("results", "classes", "diagnosis", "figures", "model", "config", "environment", "commands"):
         assert f'<section id="{section}">' in html, section
     assert html.count("<svg") == 2  # cost curves and norm curves, drawn as SVG
     assert "train data cost" in html.split("<svg", 1)[1]  # L2: the data cost is its own line (text kept in an SVG comment)

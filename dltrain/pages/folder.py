@@ -80,7 +80,7 @@ def folder_page(runs_dir: Path, rows: list[dict], out_dir: Path | None = None) -
         report = run_dir / "report.html"
         pick = (f'<td><input type="checkbox" class="pick" data-run="{esc(r["run"])}"'
                 f'{" checked" if r["run"] in ticked else ""}{"" if data else " disabled"}></td>')
-        cells = [cell(r["run"], link(report, out_dir) if report.is_file() else None)]
+        cells = [cell(r["run"], link(report, out_dir) if report.is_file() else None).replace("<td>", '<td class="name">', 1)]
         cells += [cell(r[c]) if not isinstance(r[c], (list, dict)) else f"<td>{esc(str(r[c]))}</td>" for c in columns[1:]]
         body_rows.append([pick, *cells])
     n = len(rows)

@@ -26,12 +26,12 @@ MAX_POINTS = 1500
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
 header{background:#1f3a5f;color:#fff;padding:14px 24px}header h1{margin:0;font-size:20px;overflow-wrap:anywhere}
-header p{margin:4px 0 0;opacity:.85;overflow-wrap:anywhere}main{padding:8px 24px 40px;max-width:1180px}
+header p{margin:4px 0 0;opacity:.85;overflow-wrap:anywhere}main{padding:8px 24px 40px;max-width:1480px}
 section{background:#fff;border:1px solid #dde1e7;border-radius:6px;padding:10px 16px 14px;margin:14px 0}
 h2{font-size:16px;margin:4px 0 10px;color:#1f3a5f}h3{font-size:14px;margin:12px 0 6px}
-table{border-collapse:collapse;margin:4px 0;font-variant-numeric:tabular-nums}
-th,td{border-bottom:1px solid #e6e9ee;padding:3px 10px;text-align:left;vertical-align:top;max-width:420px;overflow-wrap:anywhere}
-th{background:#eef1f5;font-weight:600}td.num,th.num{text-align:right}
+table{border-collapse:collapse;margin:4px 0;font-variant-numeric:tabular-nums;font-size:13px}
+th,td{border-bottom:1px solid #e6e9ee;padding:3px 8px;text-align:left;vertical-align:top;overflow-wrap:break-word}
+td{max-width:480px}th{background:#eef1f5;font-weight:600;white-space:nowrap}td.num{text-align:right;white-space:nowrap}
 table.sortable th{cursor:pointer;user-select:none}table.sortable th:after{content:" \\2195";color:#9aa3b0}
 table.sortable th.asc:after{content:" \\25B2";color:#1f3a5f}table.sortable th.desc:after{content:" \\25BC";color:#1f3a5f}
 .scroll{overflow-x:auto}pre{background:#f3f5f8;padding:8px 10px;border-radius:4px;overflow:auto;max-height:420px;margin:4px 0}
@@ -41,7 +41,7 @@ table.sortable th.asc:after{content:" \\25B2";color:#1f3a5f}table.sortable th.de
 .figs svg,.figs img{max-width:100%;height:auto;display:block}figcaption{font-size:12px;color:#566}
 .kv th{width:190px;background:none}.muted{color:#667}input.filter{padding:4px 8px;width:260px;margin:4px 0}
 ul.recipe{margin:4px 0}#overlay{background:#fff;border:1px solid #dde1e7}.legend span{margin-right:14px;white-space:nowrap}
-.row{display:flex;flex-wrap:wrap;gap:0 14px;align-items:flex-start}.row section{flex:1 1 300px}
+.row{display:grid;grid-template-columns:repeat(auto-fit,minmax(330px,1fr));gap:0 14px;align-items:start}td.name{white-space:nowrap}
 .sw{display:inline-block;width:14px;height:3px;vertical-align:middle;margin-right:4px}
 """
 

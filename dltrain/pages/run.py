@@ -59,29 +59,28 @@ def diagnosis_section(d) -> str:
     return section("Bias and variance", key_values(pairs) + advice, "diagnosis")
 
 
-def curves_section(record, name: str) -> str:
+def figures_section(record, name: str) -> str:
+    """Cost and norm curves (SVG, from history.csv) and the run folder's plots (PNG), side by side where they fit."""
     rows = thin(record.history)
-    if not rows:
-        return section("Training curves", '<p class="muted">No history rows yet.</p>', "curves")
-    s = record.summary
-    marks = {k: s[f"{k}_epoch"] for k in ("stopped", "best") if isinstance(s.get(f"{k}_epoch"), int)}
-    figs = [figure(svg(plots.cost_curve(rows, f"{name}: cost", marks, data_cost=True)),
-                   "train cost (with the L2/L1 penalty when there is one, and without it: data cost), dev cost, learning rate")]
-    L = len(record.config.get("model", {}).get("layers", [])) - 1
-    if L > 0 and any(f"norm_W{L}" in r for r in rows):
-        figs.append(figure(svg(plots.norm_curves(rows, L, f"{name}: weight and gradient norms")), "||W[l]|| and ||dW[l]|| per layer"))
-    note = f'<p class="muted">{len(record.history)} logged rows, {len(rows)} drawn.</p>' if len(rows) < len(record.history) else ""
-    return section("Training curves", f'<div class="figs">{"".join(figs)}</div>{note}', "curves")
-
-
-def plots_section(run_dir: Path) -> str:
-    figs = [figure(png_img((run_dir / f).read_bytes(), caption), caption) for f, caption in RUN_PLOTS if (run_dir / f).is_file()]
+    figs = []
+    if rows:
+        s = record.summary
+        marks = {k: s[f"{k}_epoch"] for k in ("stopped", "best") if isinstance(s.get(f"{k}_epoch"), int)}
+        figs.append(figure(svg(plots.cost_curve(rows, f"{name}: cost", marks, data_cost=True)),
+                           "train cost (with the L2/L1 penalty when there is one, and without it: data cost), dev cost, learning rate"))
+        L = len(record.config.get("model", {}).get("layers", [])) - 1
+        if L > 0 and any(f"norm_W{L}" in r for r in rows):
+            figs.append(figure(svg(plots.norm_curves(rows, L, f"{name}: weight and gradient norms")), "||W[l]|| and ||dW[l]|| per layer"))
+    run_dir = record.dir
+    figs += [figure(png_img((run_dir / f).read_bytes(), caption), caption) for f, caption in RUN_PLOTS if (run_dir / f).is_file()]
     for path in sorted(run_dir.glob("evaluation_*.png")):
         caption = "dltrain evaluate: " + path.stem.removeprefix("evaluation_").replace("_", " ")
         figs.append(figure(png_img(path.read_bytes(), caption), caption))
-    if not figs:
-        return ""
-    return section("Figures", f'<div class="figs">{"".join(figs)}</div>', "figures")
+    notes = ["No history rows yet."] if not rows else []
+    if len(rows) < len(record.history):
+        notes.append(f"{len(record.history)} logged rows, {len(rows)} drawn.")
+    note = f'<p class="muted">{esc(" ".join(notes))}</p>' if notes else ""
+    return section("Training curves and figures", f'<div class="figs">{"".join(figs)}</div>{note}', "figures")
 
 
 def layer_rows(config: dict, params: dict | None) -> tuple[list[list[str]], int]:
@@ -177,8 +176,7 @@ def run_page(run_dir: Path, class_metrics: dict | None = None, class_note: str =
         class_section(class_metrics, class_note),
         diagnosis_section(record.metrics.get("diagnosis")),
         "</div>",
-        curves_section(record, name),
-        plots_section(run_dir),
+        figures_section(record, name),
         model_section(run_dir, cfg),
         gradcheck_section(run_dir),
         section("Config (resolved, config.yaml)", f"<pre>{esc(config_text)}</pre>", "config"),
