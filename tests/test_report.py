@@ -196,3 +196,16 @@ def test_a_run_without_model_still_has_a_page(run, tmp_path):
         html = dltrain.report(stopped).read_text()
     assert "No metrics: the run is interrupted" in html and "the run has no model.h5" in html
     assert f"dltrain train --resume {stopped}" in html and "<td>W 4x2, b 4x1</td>" in html
+
+
+def test_gradcheck_json_in_the_run_folder_is_shown(run, tmp_path):
+    checked = tmp_path / "checked"
+    shutil.copytree(run, checked)
+    result = CliRunner().invoke(app, ["gradcheck", str(checked / "config.yaml"), "--json"])
+    (checked / "gradcheck.json").write_text(result.output)
+    outcome = json.loads(result.output)
+    html = dltrain.report(checked).read_text()
+    section = html.split('<section id="gradcheck">', 1)[1].split("</section>", 1)[0]
+    assert f"<td>{outcome['verdict']}</td>" in section and f">{fmt(outcome['overall'])}<" in section
+    assert [f"<td>{p['name']}</td>" in section for p in outcome["parameters"]] == [True] * 4  # W1 b1 W2 b2
+    assert '<section id="gradcheck">' not in (run / "report.html").read_text()  # absent file, no section

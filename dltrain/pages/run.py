@@ -123,14 +123,18 @@ def model_section(run_dir: Path, config: dict) -> str:
 
 
 def gradcheck_section(run_dir: Path) -> str:
-    """gradcheck.json, when a run folder holds one (nothing in dltrain writes it yet): verdict and relative errors."""
+    """gradcheck.json, when the run folder holds one: what `dltrain gradcheck RUN/config.yaml --json > RUN/gradcheck.json`
+    prints (verdict, overall and per-array relative differences). No command writes it into the folder by itself."""
     result = read_json_file(run_dir / GRADCHECK_FILE)
     if not isinstance(result, dict):
         return ""
-    errors = result.get("relative_errors") or result.get("per_param") or {}
-    rows = [[f"<td>{esc(k)}</td>", cell(v)] for k, v in errors.items()] if isinstance(errors, dict) else []
-    body = key_values([("verdict", result.get("verdict")), ("overall relative error", result.get("relative_error"))])
-    return section("Gradient check", body + (table(["parameter", "relative error"], rows) if rows else ""), "gradcheck")
+    params = [p for p in result.get("parameters", []) if isinstance(p, dict)] if isinstance(result.get("parameters"), list) else []
+    rows = [[f"<td>{esc(p.get('name'))}</td>", cell(p.get("relative_difference")), cell(p.get("checked")), cell(p.get("size"))] for p in params]
+    body = key_values([("verdict", result.get("verdict")), ("overall relative difference", result.get("overall")),
+                       ("pass below", result.get("threshold")), ("epsilon", result.get("epsilon")), ("examples", result.get("examples")),
+                       ("after epochs", result.get("after_epochs")), ("warnings", "; ".join(map(str, result.get("warnings") or [])))])
+    table_html = table(["array", "relative difference", "entries checked", "size"], rows, "gradcheck-table") if rows else ""
+    return section("Gradient check (gradcheck.json)", body + table_html, "gradcheck")
 
 
 def environment_section(summary: dict, config: dict) -> str:
