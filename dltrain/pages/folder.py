@@ -80,7 +80,8 @@ def folder_page(runs_dir: Path, rows: list[dict], out_dir: Path | None = None) -
         report = run_dir / "report.html"
         pick = (f'<td><input type="checkbox" class="pick" data-run="{esc(r["run"])}"'
                 f'{" checked" if r["run"] in ticked else ""}{"" if data else " disabled"}></td>')
-        cells = [cell(r["run"], link(report, out_dir) if report.is_file() else None).replace("<td>", '<td class="name">', 1)]
+        # A very long name is cut with an ellipsis on screen (the whole name is the cell's tooltip and text).
+        cells = [cell(r["run"], link(report, out_dir) if report.is_file() else None).replace("<td>", f'<td class="name" title="{esc(r["run"])}">', 1)]
         cells += [cell(r[c]) if not isinstance(r[c], (list, dict)) else f"<td>{esc(str(r[c]))}</td>" for c in columns[1:]]
         body_rows.append([pick, *cells])
     n = len(rows)

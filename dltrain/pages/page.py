@@ -41,7 +41,8 @@ table.sortable th.asc:after{content:" \\25B2";color:#1f3a5f}table.sortable th.de
 .figs svg,.figs img{max-width:100%;height:auto;display:block}figcaption{font-size:12px;color:#566}
 .kv th{width:190px;background:none}.muted{color:#667}input.filter{padding:4px 8px;width:260px;margin:4px 0}
 ul.recipe{margin:4px 0}#overlay{background:#fff;border:1px solid #dde1e7}.legend span{margin-right:14px;white-space:nowrap}
-.row{display:grid;grid-template-columns:repeat(auto-fit,minmax(330px,1fr));gap:0 14px;align-items:start}td.name{white-space:nowrap}
+.row{display:grid;grid-template-columns:repeat(auto-fit,minmax(330px,1fr));gap:0 14px;align-items:start}
+td.name{white-space:nowrap;overflow:hidden;text-overflow:ellipsis;max-width:340px}
 .sw{display:inline-block;width:14px;height:3px;vertical-align:middle;margin-right:4px}
 """
 

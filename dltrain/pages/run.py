@@ -167,7 +167,8 @@ def run_page(run_dir: Path, class_metrics: dict | None = None, class_note: str =
     run_dir = Path(run_dir)
     record = load_run(run_dir)
     s, cfg = record.summary, record.config
-    name = cfg.get("name") or s.get("name") or run_dir.name
+    name = str(cfg.get("name") or s.get("name") or run_dir.name)
+    name = name if len(name) <= 60 else name[:59] + "…"  # figure titles
     epochs = cfg.get("training", {}).get("epochs")
     facts = [f"{fmt(s.get('epochs_run'))} of {fmt(epochs)} epochs" if s.get("epochs_run") is not None else "",
              f"{fmt(s.get('duration_seconds'))} s" if s.get("duration_seconds") is not None else "",
