@@ -32,6 +32,7 @@ _API = {
     "reproduce": ("dltrain.commands.reproduce", "reproduce"),
     "list_runs": ("dltrain.commands.runs", "list_runs"),
     "compare": ("dltrain.commands.runs", "compare_runs"),
+    "report": ("dltrain.commands.report", "report"),
     "list_datasets": ("dltrain.commands.datasets", "list_datasets"),
     "dataset_info": ("dltrain.commands.datasets", "dataset_info"),
     "export": ("dltrain.commands.export", "export"),

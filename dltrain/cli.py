@@ -385,6 +385,21 @@ def log(
     print_logged(result)
 
 
+@app.command()
+def report(
+    path: Path = typer.Argument(..., help="A run folder, a search folder, or a folder of run folders."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="Write the page here instead of PATH/report.html."),
+):
+    """Write one self-contained HTML page (figures inline, no network) for a run, a search or a folder of runs; prints its path."""
+    try:
+        from dltrain.commands.report import report as command
+
+        written = command(path, out_file)
+    except DltrainError as e:
+        fail(e)
+    out.print(str(written), soft_wrap=True, markup=False)
+
+
 def main():
     try:
         app(prog_name="dltrain")

@@ -19,11 +19,12 @@ COMMAND_LAYERS = {
     "evaluate": {"build", "trained"},
     "gradcheck": {"build"},
     "run": {"build", "trained", "evaluate", "train"},  # train: Run.resume, imported when called
-    "train": {"build", "trained", "run"},
+    "train": {"build", "trained", "run", "report"},
     "reproduce": {"train", "trained", "run"},
     "search": {"train"},
     "export": {"trained"},
     "log": set(),
+    "report": {"build", "trained", "runs"},
 }
 
 

@@ -30,7 +30,8 @@ def test_train_writes_run_folder(tmp_path):
     assert res.exit_code == 0, res.output
     run = tmp_path / "runs" / res.output.strip().splitlines()[-1].rsplit("/", 1)[-1]
     assert sorted(p.name for p in run.iterdir()) == [
-        ".lock", "config.yaml", "cost.png", "curve.csv", "decision_boundary.png", "history.csv", "metrics.json", "model.h5", "summary.json"]
+        ".lock", "config.yaml", "cost.png", "curve.csv", "decision_boundary.png", "history.csv", "metrics.json", "model.h5", "report.html",
+        "summary.json"]
     rows = list(csv.DictReader((run / "history.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [0, 10, 20, 29]
     assert {"epoch", "cost", "learning_rate", "dev_cost", "dev_accuracy"} <= set(rows[0])

@@ -7,6 +7,7 @@ import os
 import platform
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,6 +16,7 @@ import numpy as np
 
 from dltrain import __version__, plots
 from dltrain.commands.build import Prepared, Training, build_dropout_rng, build_permutation, build_schedule, build_training, prepare_data, resolved_config
+from dltrain.commands.report import write_run_report
 from dltrain.commands.run import Run
 from dltrain.commands.trained import Trained, run_config, split_plots
 from dltrain.config import Config, load_config
@@ -24,6 +26,7 @@ from dltrain.engine.model import (
 from dltrain.engine.train import EpochResult, check_finite, train_epochs
 from dltrain.errors import Diverged, DltrainError, Interrupted
 from dltrain.evaluation import diagnosis_of
+from dltrain.pages.page import blas_name
 from dltrain.progress import watching
 from dltrain.runs import (
     RunWriter,
@@ -217,7 +220,7 @@ def train(
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "split_counts": {k: int(v.shape[1]) for k, v in data.X.items()},
             "data_fingerprint": data.fingerprint,
-            "versions": {"dltrain": __version__, "python": platform.python_version(), "numpy": np.__version__},
+            "versions": {"dltrain": __version__, "python": platform.python_version(), "numpy": np.__version__, "blas": blas_name()},
             "host": platform.node(),
             "pid": os.getpid(),
         }
@@ -446,4 +449,15 @@ def fit(cfg: Config, data: Prepared, t: Training, run: RunWriter, summary: dict,
     run.write_json("summary.json", summary)
     # The finished model supersedes the checkpoint; a completed run is never resumed.
     run.remove(CHECKPOINT)
+    write_report(run.dir, model, data)
     return Run(run.dir)
+
+
+def write_report(run_dir: Path, model: Trained, data: Prepared) -> None:
+    """report.html of a completed run. The run is complete without it: a page that cannot be built
+    (disk full, an unexpected value) is a warning naming the command that retries, never a failed run."""
+    try:
+        write_run_report(run_dir, model=model, data=data)
+    except Exception as e:  # noqa: BLE001 - whatever went wrong, the trained model and metrics stand
+        warnings.warn(f"{run_dir}: report.html not written ({type(e).__name__}: {e}); "
+                      f"the run is complete; retry with: dltrain report {run_dir}", RuntimeWarning, stacklevel=2)
