@@ -226,7 +226,7 @@ def test_predict_arrays_and_errors(tmp_path, moons_run):
         ([tmp_path / "a.png"], 1, "was not trained on images"),
         ([tmp_path / "two.npz"], 1, "has 2 arrays (a, b); choose one with --key"),
         ([tmp_path / "wide.npz"], 1, "5 features per example but the model expects 2"),
-        ([tmp_path / "c.yaml"], 2, "expected an image (.jpg, .jpeg, .png) or an array file (.npz, .h5, .hdf5, .mat)"),
+        ([tmp_path / "c.yaml"], 2, "expected an image (.jpg, .jpeg, .png) or an array file (.npz, .h5, .hdf5, .mat) or a csv table (.csv)"),
         ([tmp_path / "x.npz", "--layout", "diagonal"], 2, "diagonal"),
         ([tmp_path / "x.npz", "--key", "nope"], 1, "has no nope; its keys are: x"),
     ]:
@@ -234,3 +234,47 @@ def test_predict_arrays_and_errors(tmp_path, moons_run):
         assert res.exit_code == code and message in res.output, (args, res.output)
     res = invoke("predict", tmp_path, tmp_path / "x.npz")
     assert res.exit_code == 1 and "is not a finished dltrain run" in res.output
+
+
+# ---- csv tables: train -> predict -----------------------------------------------------------------
+
+
+def write_csv(path, x, y=None, label="label"):
+    """x (m, 2) and labels y (m,) as a csv table with the label column between the two features."""
+    lines = ["a,b"] if y is None else [f"a,{label},b"]
+    lines += [f"{a!r},{b!r}" if y is None else f"{a!r},{c},{b!r}" for (a, b), c in zip(x.tolist(), [None] * len(x) if y is None else y)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_predict_csv_like_training_reads_it(tmp_path):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 2)), np.arange(40) % 2
+    train_csv = write_csv(tmp_path / "train.csv", x, y)
+    config = write_config(tmp_path, {"dataset": "file", "path": str(train_csv), "label_column": "label"})
+    assert invoke("train", config, "--run-dir", tmp_path / "run", "-q").exit_code == 0
+    np.savez(tmp_path / "x.npz", x=x[:5])
+    expected = [line.split("\t")[1:] for line in invoke("predict", tmp_path / "run", tmp_path / "x.npz").output.splitlines()]
+    # The training table itself (its label column left out) and a table of features only.
+    features_csv = write_csv(tmp_path / "new.csv", x[:5])
+    for table in (train_csv, features_csv):
+        res = invoke("predict", tmp_path / "run", table)
+        assert res.exit_code == 0, res.output
+        lines = res.output.splitlines()
+        assert [line.split("\t")[0] for line in lines][:2] == [f"{table}[0]", f"{table}[1]"]
+        assert [line.split("\t")[1:] for line in lines[:5]] == expected
+    import dltrain
+
+    api = dltrain.predict(tmp_path / "run", [features_csv])
+    assert [[p.label, f"{p.probability:.4f}"] for p in api] == expected
+
+    (tmp_path / "wide.csv").write_text("a,b,c\n1,2,3\n")
+    (tmp_path / "text.csv").write_text("a,b\n1,2\n3,x\n")
+    for path, message in [
+        (tmp_path / "wide.csv", "wide.csv: 3 feature columns ('a', 'b', 'c') but the model expects 2; "
+                                "a column named 'label' (the run's label column) would be left out"),
+        (tmp_path / "text.csv", "text.csv, line 3, column 'b': 'x' is not a number"),
+        (tmp_path / "none.csv", "none.csv not found"),
+    ]:
+        res = invoke("predict", tmp_path / "run", path)
+        assert res.exit_code == 1 and message in res.output and len(error_lines(res)) == 1, res.output
