@@ -52,6 +52,9 @@ def moons_npz(path, **change):
         ({"y": np.arange(40) % 2 - 1}, "y must hold class labels 0..C-1, found -1 (example 0)"),
         ({"y": np.arange(40) % 2 + 0.5}, "y must hold class labels 0..C-1, found 0.5 (example 0)"),
         ({"y": np.arange(40) % 3}, "d.npz) has 3 classes (labels 0..2) but the output layer is 1 sigmoid unit"),
+        # Labels 1..C (MATLAB's numbering) are no reason for a softmax with C + 1 units.
+        ({"y": np.arange(40) % 2 + 1}, "d.npz) has labels 1, 2, but class labels must start at 0 (0..C-1 for C classes): "
+                                       "subtract 1 from them, or map them to 0..C-1"),
         ({"y": np.arange(40) % 2, "x_train": np.full((40, 2), np.nan)}, "x_train has 80 NaN/inf values"),
     ],
 )
@@ -278,3 +281,37 @@ def test_predict_csv_like_training_reads_it(tmp_path):
     ]:
         res = invoke("predict", tmp_path / "run", path)
         assert res.exit_code == 1 and message in res.output and len(error_lines(res)) == 1, res.output
+
+
+def test_csv_text_labels_train_predict_and_evaluate(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 2))
+    answers = np.where(x[:, 0] + x[:, 1] > 0, "yes", "no")
+    train_csv = write_csv(tmp_path / "train.csv", x, answers)
+    config = write_config(tmp_path, {"dataset": "file", "path": str(train_csv), "label_column": "label"},
+                          training={"epochs": 200, "log_every": 100})
+    res = invoke("train", config, "--run-dir", tmp_path / "run", "-q")
+    assert res.exit_code == 0, res.output
+    with h5py.File(tmp_path / "run" / "model.h5") as f:
+        assert json.loads(f.attrs["classes"]) == ["no", "yes"]
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["train"]["accuracy"] > 0.9
+    res = invoke("predict", tmp_path / "run", write_csv(tmp_path / "new.csv", np.array([[2.0, 2.0], [-2.0, -2.0]])))
+    assert [line.split("\t")[1] for line in res.output.splitlines()] == ["yes", "no"]
+    # A table holding only 'yes' rows keeps the run's classes: 'yes' is still class 1.
+    only_yes = write_csv(tmp_path / "yes.csv", x[answers == "yes"], answers[answers == "yes"])
+    res = invoke("evaluate", tmp_path / "run", "--data", only_yes, "--json")
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output[res.output.index("{"):])
+    (tn, fp), (fn, tp) = report["splits"]["train"]["confusion_matrix"]
+    assert tn + fp == 0 and tp + fn == int((answers == "yes").sum()) and tp > 0.9 * (tp + fn)
+    res = invoke("evaluate", tmp_path / "run", "--data", write_csv(tmp_path / "odd.csv", x[:3], ["no", "yes", "maybe"]))
+    assert res.exit_code == 1 and "line 4, column 'label': 'maybe' is not one of the classes 'no', 'yes'" in res.output
+
+
+def test_softmax_labels_1_to_C_are_told_to_start_at_0(tmp_path):
+    path = moons_npz(tmp_path / "d.npz", y_train=np.arange(40) % 3 + 1)
+    res = invoke("train", write_config(tmp_path, {"dataset": "file", "path": str(path)}, layers=("auto", 3), output="softmax"),
+                 "--runs-dir", tmp_path / "runs")
+    assert res.exit_code == 1 and len(error_lines(res)) == 1
+    assert "has labels 1, 2, 3, but class labels must start at 0 (0..C-1 for C classes): subtract 1" in res.output
+    assert "softmax output layer has 3 units" not in res.output

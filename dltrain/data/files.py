@@ -181,12 +181,25 @@ def read_csv_rows(path: Path, hint: str, header_only: bool = False) -> tuple[lis
     return header, rows
 
 
-def csv_labels(table: CsvTable, path: Path, column: str) -> np.ndarray:
-    """The label column's fields as numbers (m,)."""
+def csv_labels(table: CsvTable, path: Path, column: str, names: list[str] | None) -> tuple[np.ndarray, list[str] | None]:
+    """The label column -> labels (m,) and, for text labels, the class names they index.
+
+    A column of numbers stays numbers (class_names checks them). Text labels ('no', 'yes') are
+    classes: their position in `names` (data.classes, or the classes a trained model knows), else in
+    the sorted distinct labels, so 'no' -> 0 and 'yes' -> 1.
+    """
+    if all(_is_number(text) for text in table.labels):
+        return np.array([float(v) for v in table.labels]), None
     for text, line in zip(table.labels, table.lines):
-        if not _is_number(text):
-            raise DltrainError(f"data file {path}, line {line}, column {column!r}: {text!r} is not a number")
-    return np.array([float(v) for v in table.labels])
+        if not text.strip():
+            raise DltrainError(f"data file {path}, line {line}, column {column!r}: empty label; every row needs its class")
+    classes = list(names) if names is not None else sorted(set(table.labels))
+    index = {name: i for i, name in enumerate(classes)}
+    for text, line in zip(table.labels, table.lines):
+        if text not in index:
+            raise DltrainError(f"data file {path}, line {line}, column {column!r}: {text!r} is not one of the classes "
+                               f"{', '.join(map(repr, classes))}")
+    return np.array([index[text] for text in table.labels], dtype=np.float64), classes
 
 
 def _is_number(text: str) -> bool:
@@ -257,17 +270,22 @@ def labels(y: np.ndarray, layout: str, where: str) -> tuple[np.ndarray, int | No
     return flat.astype(np.int64), None
 
 
-def load_file(data):
-    """dataset: file -> X (n_x, m), y (m,), X_test, y_test (or None), class names, image shape."""
+def load_file(data, known_classes: list[str] | None = None):
+    """dataset: file -> X (n_x, m), y (m,), X_test, y_test (or None), class names, image shape.
+
+    known_classes: the classes of a trained model this data will be evaluated with; a csv's text
+    labels map to their positions in it (unless data.classes is given), as they did in training.
+    """
     path = Path(data.path)
+    text_classes = None
     if path.suffix.lower() == ".csv":
         table = read_csv(path, data.label_column)
         X, image_shape = features(table.x, "rows", f"data file {path}: features")
-        y = csv_labels(table, path, data.label_column)
+        y, text_classes = csv_labels(table, path, data.label_column, data.classes or known_classes)
         parts = {"train": (X, *labels(y, "rows", f"data file {path}: column {data.label_column!r}"))}
     else:
         parts, image_shape = _file_parts(path, data)
-    classes = class_names(parts, data.classes, path)
+    classes = text_classes or class_names(parts, data.classes, path)
     X, y, _ = parts["train"]
     X_test, y_test, _ = parts.get("test", (None, None, None))
     return X, y, X_test, y_test, classes, image_shape
@@ -310,7 +328,10 @@ def class_names(parts: dict, names: list[str] | None, path: Path) -> list[str]:
     top = max(int(y.max(initial=0)) for _, y, _ in parts.values()) + 1
     if names is not None:
         if top > len(names):
-            raise DltrainError(f"data file {path}: found label {top - 1} but data.classes names {len(names)} classes (0..{len(names) - 1})")
+            low = min(int(y.min()) for _, y, _ in parts.values() if y.size)
+            start = f"; labels start at 0, yours at {low}: subtract {low} from them" if low > 0 else ""
+            raise DltrainError(f"data file {path}: found label {top - 1} but data.classes names {len(names)} classes "
+                               f"(0..{len(names) - 1}){start}")
         if widths - {len(names)}:
             raise DltrainError(f"data file {path}: one-hot labels have {max(widths)} columns but data.classes names {len(names)} classes")
         return list(names)
