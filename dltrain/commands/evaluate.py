@@ -11,7 +11,7 @@ import yaml
 
 from dltrain import plots
 from dltrain.commands.build import prepare_data
-from dltrain.commands.trained import load_trained, predictions, split_plots
+from dltrain.commands.trained import dead_units, load_trained, predictions, split_plots
 from dltrain.config import Config, read_yaml, safe_tree, validate_config
 from dltrain.data.files import READERS
 from dltrain.engine.model import (
@@ -98,7 +98,7 @@ def evaluate(
         splits[name].update(classification_report(y, pred, model.classes, binary))
         mistakes += [(name, int(i), int(y[i]), int(pred[i]), float(prob[i])) for i in np.flatnonzero(pred != y)]
     human = cfg.data.human_error if human_error is None else human_error
-    diagnosis = diagnosis_of(splits, human)
+    diagnosis = diagnosis_of(splits, human, dead_units(cfg, prepared.X["train"], params, net, state))
     report = {
         "run": str(model.run_dir),
         "evaluated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
