@@ -258,6 +258,8 @@ def evaluate(
         report = command(run_dir, split.value, data, human_error, errors)
     except DltrainError as e:
         fail(e)
+    for line in report["warnings"]:  # on stderr, so --json's output stays JSON
+        err.print(Text.assemble(("warning:", "yellow"), f" {line}"), soft_wrap=True)
     if as_json:
         out.print(json.dumps(report, indent=2), soft_wrap=True, markup=False)
         return

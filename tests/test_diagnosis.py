@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 import dltrain
 from dltrain.cli import app
+from dltrain.commands.build import prepare_data
 from dltrain.engine.activations import ACTIVATIONS
 from dltrain.engine.losses import LOSSES
 from dltrain.engine.model import LayerSpec, Network, ever_active
@@ -90,3 +91,35 @@ def test_healthy_relus_raise_no_alarm(tmp_path):
     assert all(layer["share"] < DEAD_SHARE for layer in d["dead_units"])
     res = runner.invoke(app, ["evaluate", str(run.path)])
     assert res.exit_code == 0 and "dead" not in res.output and "He initialization" not in res.output
+
+
+# ---- evaluate on data changed since training -------------------------------------------------------
+
+
+def test_evaluate_warns_when_the_data_changed_since_training(tmp_path):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(60, 2)), np.arange(60) % 2
+    np.savez(tmp_path / "d.npz", x_train=x, y_train=y)
+    cfg = {"name": "f", "data": {"dataset": "file", "path": str(tmp_path / "d.npz")},
+           "model": {"layers": ["auto", 4, 1]}, "training": {"epochs": 20, "log_every": 10}}
+    run = dltrain.train(cfg, run_dir=tmp_path / "run", progress=False)
+    recorded = json.loads((run.path / "summary.json").read_text())["data_fingerprint"]
+    res = runner.invoke(app, ["evaluate", str(run.path)])
+    assert res.exit_code == 0 and "warning" not in res.output
+    assert json.loads((run.path / "evaluation.json").read_text())["warnings"] == []
+
+    np.savez(tmp_path / "d.npz", x_train=x, y_train=1 - y)  # the same file name, other labels
+    current = prepare_data(run.config).fingerprint
+    res = runner.invoke(app, ["evaluate", str(run.path)])
+    assert res.exit_code == 0, res.output
+    warning = (f"warning: the data are not those {run.path} was trained on: their fingerprint is {current[:19]}, "
+               f"summary.json records {recorded[:19]} (data files changed")
+    assert warning in " ".join(res.output.split())
+    report = json.loads((run.path / "evaluation.json").read_text())
+    assert len(report["warnings"]) == 1 and f"is {current[:19]}, summary.json records {recorded[:19]}" in report["warnings"][0]
+    assert report["splits"]["train"]["accuracy"] == pytest.approx(1 - run.metrics["train"]["accuracy"])
+    # --json keeps stdout JSON (the warning goes to stderr) and holds the warning too.
+    res = runner.invoke(app, ["evaluate", str(run.path), "--json"])
+    assert json.loads(res.stdout)["warnings"] == report["warnings"] and "warning:" in res.stderr
+    # Other data, named on purpose, are not the run's: no warning.
+    assert dltrain.evaluate(run.path, data=str(tmp_path / "d.npz"))["warnings"] == []

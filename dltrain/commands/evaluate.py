@@ -23,6 +23,7 @@ from dltrain.engine.model import (
 from dltrain.errors import DltrainError
 from dltrain.evaluation import classification_report, diagnosis_of
 from dltrain.runs import (
+    read_json_file,
     remove_evaluation_plots,
     write_evaluation_file,
     write_output,
@@ -73,7 +74,8 @@ def evaluate(
     The data is rebuilt as training built it (same dev split) and normalized with the statistics
     saved in model.h5; `data` replaces the data section (see data_override). Returns what
     evaluation.json holds: per split cost/accuracy/examples plus precision/recall/F1 (binary) or
-    confusion matrix and per-class metrics (multi-class), the diagnosis, and the plot files.
+    confusion matrix and per-class metrics (multi-class), the diagnosis, the plot files, and
+    `warnings`: sentences about why the numbers may not be the run's (see data_warnings).
     """
     model = load_trained(run_dir)
     cfg = data_override(model.cfg, data) if data is not None else model.cfg
@@ -105,6 +107,7 @@ def evaluate(
         "data": cfg.data.model_dump(mode="json"),
         "splits": {name: splits[name] for name in chosen},
         "diagnosis": diagnosis,
+        "warnings": data_warnings(model.run_dir, prepared.fingerprint) if data is None else [],
     }
     remove_evaluation_plots(model.run_dir)
     for name in chosen:
@@ -118,6 +121,24 @@ def evaluate(
     report["plots"] = sorted(p.name for p in model.run_dir.glob("*.png"))
     write_evaluation_file(model.run_dir, "evaluation.json", json.dumps(report, indent=2) + "\n")
     return report
+
+
+def data_warnings(run_dir: Path, fingerprint: str) -> list[str]:
+    """A warning when the run's own data are not those it was trained on: their fingerprint differs
+    from summary.json's data_fingerprint (reproduce and resume refuse such data; evaluate reports on them)."""
+    summary = read_json_file(run_dir / "summary.json")
+    recorded = summary.get("data_fingerprint") if isinstance(summary, dict) else None
+    if not isinstance(recorded, str) or recorded == fingerprint:
+        return []
+    return [f"the data are not those {run_dir} was trained on: their fingerprint is {short_fingerprint(fingerprint)}, "
+            f"summary.json records {short_fingerprint(recorded)} (data files changed or another dataset version is "
+            "installed), so these metrics differ from the run's metrics.json"]
+
+
+def short_fingerprint(fingerprint: str) -> str:
+    """'sha256:' and the first 12 hex digits."""
+    kind, _, digest = fingerprint.rpartition(":")
+    return f"{kind}:{digest[:12]}" if kind else digest[:12]
 
 
 def errors_table(mistakes: list[tuple], classes: list[str]) -> str:
