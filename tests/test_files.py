@@ -108,7 +108,7 @@ def test_truncated_mat_file(tmp_path):
 
 
 def test_csv_text_labels_are_classes_in_sorted_order(tmp_path):
-    (tmp_path / "d.csv").write_text("a,label\n1,yes\n2,no\n3,maybe\n4,no\n")
+    (tmp_path / "d.csv").write_text("a,label\n1,yes\n2,no\n3,maybe\n4, no\n")
     ds = load(path=str(tmp_path / "d.csv"), label_column="label")
     assert ds.classes == ["maybe", "no", "yes"] and ds.y_train.tolist() == [2, 1, 0, 1]
     # data.classes chooses the order (which class is the positive class 1 of a sigmoid output).

@@ -190,16 +190,17 @@ def csv_labels(table: CsvTable, path: Path, column: str, names: list[str] | None
     """
     if all(_is_number(text) for text in table.labels):
         return np.array([float(v) for v in table.labels]), None
-    for text, line in zip(table.labels, table.lines):
-        if not text.strip():
+    texts = [text.strip() for text in table.labels]  # "no, yes" written with a space after the comma
+    for text, line in zip(texts, table.lines):
+        if not text:
             raise DltrainError(f"data file {path}, line {line}, column {column!r}: empty label; every row needs its class")
-    classes = list(names) if names is not None else sorted(set(table.labels))
+    classes = list(names) if names is not None else sorted(set(texts))
     index = {name: i for i, name in enumerate(classes)}
-    for text, line in zip(table.labels, table.lines):
+    for text, line in zip(texts, table.lines):
         if text not in index:
             raise DltrainError(f"data file {path}, line {line}, column {column!r}: {text!r} is not one of the classes "
                                f"{', '.join(map(repr, classes))}")
-    return np.array([index[text] for text in table.labels], dtype=np.float64), classes
+    return np.array([index[text] for text in texts], dtype=np.float64), classes
 
 
 def _is_number(text: str) -> bool:
