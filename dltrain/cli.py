@@ -233,6 +233,8 @@ def evaluate(
         report = command(run_dir, split.value, data, human_error, errors)
     except DltrainError as e:
         fail(e)
+    for line in report["warnings"]:  # on stderr, so --json's output stays JSON
+        err.print(Text.assemble(("warning:", "yellow"), f" {line}"), soft_wrap=True)
     if as_json:
         out.print(json.dumps(report, indent=2), soft_wrap=True, markup=False)
         return
@@ -336,7 +338,8 @@ class Layout(str, Enum):
 @app.command()
 def predict(
     run_dir: Path = typer.Argument(..., help="A finished run folder (it has model.h5)."),
-    inputs: list[Path] = typer.Argument(..., help="Image files (.jpg/.jpeg/.png) or array files (.npz/.h5/.hdf5/.mat)."),
+    inputs: list[Path] = typer.Argument(..., help="Image files (.jpg/.jpeg/.png), array files (.npz/.h5/.hdf5/.mat) "
+                                        "or csv tables with a header row (.csv; the run's label column is left out)."),
     key: Optional[str] = typer.Option(None, "--key", help="Array to read from array files (default: the file's only array)."),
     layout: Layout = typer.Option(Layout.rows, "--layout", help="Array files: rows (one example per row) or columns (n_x, m)."),
 ):

@@ -1,6 +1,7 @@
 """Numbers a practitioner acts on: classification metrics from labels and the bias/variance diagnosis.
 
-Pure NumPy on integer labels (m,); no config, no files. Errors are fractions (0.11 is 11%).
+Pure NumPy on integer labels (m,) and on which hidden units were ever active; no config, no files.
+Errors are fractions (0.11 is 11%).
 """
 
 import numpy as np
@@ -24,6 +25,31 @@ RECIPES = {
         "try a different architecture or hyperparameters",
     ],
 }
+
+
+# A ReLU layer with at least half its units dead (never positive on the training set) is reported:
+# a healthy He-initialized net trained at a sane rate loses a few units (0-25% on moons), one trained
+# at 10x that rate, or initialized with zeros, loses whole layers.
+DEAD_SHARE = 0.5
+
+# The course's remedies for units that never activate (course 2, weeks 1-2): they are pushed there by
+# a bad initialization, unnormalized inputs or a step too large, and no gradient brings them back.
+DEAD_RECIPE = [
+    "He initialization (init.scheme: he, the default for relu), not zeros or a large init.scale",
+    "normalized inputs (data.normalize: standardize, or scale for images)",
+    "a lower optimizer.learning_rate: one step too large can push a unit negative on every example for good",
+]
+LEAKY_FIX = "or model.hidden_activation: leaky_relu, whose units keep a small gradient when negative"
+
+
+def dead_unit_report(active: list[np.ndarray], activation: str) -> list[dict]:
+    """Per hidden layer l = 1..L-1, how many of its units never activated: `active` holds each layer's
+    (n_l,) bool of units positive for some training example (engine.model.ever_active)."""
+    report = []
+    for l, ever in enumerate(active, start=1):
+        dead = int(ever.size - np.count_nonzero(ever))
+        report.append({"layer": l, "activation": activation, "units": int(ever.size), "dead": dead, "share": dead / ever.size})
+    return report
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
@@ -63,13 +89,19 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, classes: list[
     return report
 
 
-def diagnose(train_error: float, dev_error: float | None, human_error: float = 0.0, dev_split: str = "dev") -> dict:
-    """The course's bias/variance diagnosis from error fractions.
+def diagnose(train_error: float, dev_error: float | None, human_error: float = 0.0, dev_split: str = "dev",
+             dead_units: list[dict] | None = None) -> dict:
+    """The course's bias/variance diagnosis from error fractions, and dead ReLU layers.
 
     avoidable bias = train error - human error, variance = dev error - train error; each is high
     when it is at least GAP_THRESHOLD. problem: "high bias", "high variance", "both", "neither",
     or "variance unknown" when there is no dev error and the bias is not high. `dev_split` names
     the split that played the dev set's part (it is "test" when a run has no dev set).
+
+    dead_units: dead_unit_report of the ReLU/leaky ReLU hidden layers ([] for other activations,
+    None when not measured). Layers with at least DEAD_SHARE of their units dead are `dead_layers`;
+    their fixes come first in the recipe, and when a whole layer is dead they replace the bias
+    recipe: the output no longer depends on the input, and a bigger network would only die too.
     """
     bias = train_error - human_error
     variance = None if dev_error is None else dev_error - train_error
@@ -84,7 +116,14 @@ def diagnose(train_error: float, dev_error: float | None, human_error: float = 0
     else:
         problem = "neither" if variance is not None else "variance unknown"
     # dict.fromkeys: "different architecture" is in both recipes but is said once.
-    recipe = list(dict.fromkeys((RECIPES["bias"] if high_bias else []) + (RECIPES["variance"] if high_variance else [])))
+    dead_layers = [d["layer"] for d in dead_units or [] if d["share"] >= DEAD_SHARE]
+    all_dead = any(d["dead"] == d["units"] for d in dead_units or [])
+    fixes = []
+    if dead_layers:
+        leaky = any(d["activation"] == "relu" for d in dead_units if d["layer"] in dead_layers)
+        fixes = DEAD_RECIPE + ([LEAKY_FIX] if leaky else [])
+    bias_recipe = RECIPES["bias"] if high_bias and not all_dead else []
+    recipe = list(dict.fromkeys(fixes + bias_recipe + (RECIPES["variance"] if high_variance else [])))
     return {
         "problem": problem,
         "human_error": human_error,
@@ -95,11 +134,14 @@ def diagnose(train_error: float, dev_error: float | None, human_error: float = 0
         "variance": variance,
         "threshold": GAP_THRESHOLD,
         "recipe": recipe,
+        "dead_units": dead_units,
+        "dead_layers": dead_layers,
+        "dead_share": DEAD_SHARE,
     }
 
 
-def diagnosis_of(metrics: dict[str, dict], human_error: float) -> dict:
+def diagnosis_of(metrics: dict[str, dict], human_error: float, dead_units: list[dict] | None = None) -> dict:
     """Bias/variance diagnosis from split metrics; without a dev split, test plays the dev set's part."""
     dev_split = next((s for s in ("dev", "test") if s in metrics), None)
     dev_error = 1.0 - metrics[dev_split]["accuracy"] if dev_split else None
-    return diagnose(1.0 - metrics["train"]["accuracy"], dev_error, human_error, dev_split or "dev")
+    return diagnose(1.0 - metrics["train"]["accuracy"], dev_error, human_error, dev_split or "dev", dead_units)

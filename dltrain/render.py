@@ -158,13 +158,21 @@ def pct(x: float | None) -> str:
 
 def print_diagnosis(d: dict) -> None:
     """The bias/variance diagnosis and the course's recipe for it."""
-    out.print(f"[bold]diagnosis: {d['problem']}[/bold]")
+    dead = d.get("dead_layers") or []
+    dead_note = f", dead units in layer{'s' if len(dead) > 1 else ''} {', '.join(map(str, dead))}" if dead else ""
+    out.print(f"[bold]diagnosis: {d['problem']}{dead_note}[/bold]")
     stand_in = " (measured on test: there is no dev set)" if d["dev_split"] == "test" else ""
     out.print(f"  human error {pct(d['human_error'])}, train error {pct(d['train_error'])}, "
               f"dev error {pct(d['dev_error'])}{stand_in}", soft_wrap=True)
     variance = "unknown (no dev or test set: set data.dev_fraction)" if d["variance"] is None else pct(d["variance"])
     out.print(f"  avoidable bias {pct(d['avoidable_bias'])}, variance {variance} (a gap of {pct(d['threshold'])} or more is high)",
               soft_wrap=True)
+    for layer in d.get("dead_units") or []:
+        if layer["layer"] in d["dead_layers"]:
+            out.print(f"  [bold]dead {layer['activation']} units[/bold]: layer {layer['layer']} has {layer['dead']} of {layer['units']} "
+                      f"units ({pct(layer['share'])}) that never activate on the training set"
+                      + ("; gradient descent cannot revive them" if layer["activation"] == "relu" else ""),
+                      soft_wrap=True)
     for step in d["recipe"]:
         out.print(f"  - {step}", soft_wrap=True)
 

@@ -52,6 +52,9 @@ def moons_npz(path, **change):
         ({"y": np.arange(40) % 2 - 1}, "y must hold class labels 0..C-1, found -1 (example 0)"),
         ({"y": np.arange(40) % 2 + 0.5}, "y must hold class labels 0..C-1, found 0.5 (example 0)"),
         ({"y": np.arange(40) % 3}, "d.npz) has 3 classes (labels 0..2) but the output layer is 1 sigmoid unit"),
+        # Labels 1..C (MATLAB's numbering) are no reason for a softmax with C + 1 units.
+        ({"y": np.arange(40) % 2 + 1}, "d.npz) has labels 1, 2, but class labels must start at 0 (0..C-1 for C classes): "
+                                       "subtract 1 from them, or map them to 0..C-1"),
         ({"y": np.arange(40) % 2, "x_train": np.full((40, 2), np.nan)}, "x_train has 80 NaN/inf values"),
     ],
 )
@@ -226,7 +229,7 @@ def test_predict_arrays_and_errors(tmp_path, moons_run):
         ([tmp_path / "a.png"], 1, "was not trained on images"),
         ([tmp_path / "two.npz"], 1, "has 2 arrays (a, b); choose one with --key"),
         ([tmp_path / "wide.npz"], 1, "5 features per example but the model expects 2"),
-        ([tmp_path / "c.yaml"], 2, "expected an image (.jpg, .jpeg, .png) or an array file (.npz, .h5, .hdf5, .mat)"),
+        ([tmp_path / "c.yaml"], 2, "expected an image (.jpg, .jpeg, .png) or an array file (.npz, .h5, .hdf5, .mat) or a csv table (.csv)"),
         ([tmp_path / "x.npz", "--layout", "diagonal"], 2, "diagonal"),
         ([tmp_path / "x.npz", "--key", "nope"], 1, "has no nope; its keys are: x"),
     ]:
@@ -234,3 +237,81 @@ def test_predict_arrays_and_errors(tmp_path, moons_run):
         assert res.exit_code == code and message in res.output, (args, res.output)
     res = invoke("predict", tmp_path, tmp_path / "x.npz")
     assert res.exit_code == 1 and "is not a finished dltrain run" in res.output
+
+
+# ---- csv tables: train -> predict -----------------------------------------------------------------
+
+
+def write_csv(path, x, y=None, label="label"):
+    """x (m, 2) and labels y (m,) as a csv table with the label column between the two features."""
+    lines = ["a,b"] if y is None else [f"a,{label},b"]
+    lines += [f"{a!r},{b!r}" if y is None else f"{a!r},{c},{b!r}" for (a, b), c in zip(x.tolist(), [None] * len(x) if y is None else y)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_predict_csv_like_training_reads_it(tmp_path):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 2)), np.arange(40) % 2
+    train_csv = write_csv(tmp_path / "train.csv", x, y)
+    config = write_config(tmp_path, {"dataset": "file", "path": str(train_csv), "label_column": "label"})
+    assert invoke("train", config, "--run-dir", tmp_path / "run", "-q").exit_code == 0
+    np.savez(tmp_path / "x.npz", x=x[:5])
+    expected = [line.split("\t")[1:] for line in invoke("predict", tmp_path / "run", tmp_path / "x.npz").output.splitlines()]
+    # The training table itself (its label column left out) and a table of features only.
+    features_csv = write_csv(tmp_path / "new.csv", x[:5])
+    for table in (train_csv, features_csv):
+        res = invoke("predict", tmp_path / "run", table)
+        assert res.exit_code == 0, res.output
+        lines = res.output.splitlines()
+        assert [line.split("\t")[0] for line in lines][:2] == [f"{table}[0]", f"{table}[1]"]
+        assert [line.split("\t")[1:] for line in lines[:5]] == expected
+    import dltrain
+
+    api = dltrain.predict(tmp_path / "run", [features_csv])
+    assert [[p.label, f"{p.probability:.4f}"] for p in api] == expected
+
+    (tmp_path / "wide.csv").write_text("a,b,c\n1,2,3\n")
+    (tmp_path / "text.csv").write_text("a,b\n1,2\n3,x\n")
+    for path, message in [
+        (tmp_path / "wide.csv", "wide.csv: 3 feature columns ('a', 'b', 'c') but the model expects 2; "
+                                "a column named 'label' (the run's label column) would be left out"),
+        (tmp_path / "text.csv", "text.csv, line 3, column 'b': 'x' is not a number"),
+        (tmp_path / "none.csv", "none.csv not found"),
+    ]:
+        res = invoke("predict", tmp_path / "run", path)
+        assert res.exit_code == 1 and message in res.output and len(error_lines(res)) == 1, res.output
+
+
+def test_csv_text_labels_train_predict_and_evaluate(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 2))
+    answers = np.where(x[:, 0] + x[:, 1] > 0, "yes", "no")
+    train_csv = write_csv(tmp_path / "train.csv", x, answers)
+    config = write_config(tmp_path, {"dataset": "file", "path": str(train_csv), "label_column": "label"},
+                          training={"epochs": 200, "log_every": 100})
+    res = invoke("train", config, "--run-dir", tmp_path / "run", "-q")
+    assert res.exit_code == 0, res.output
+    with h5py.File(tmp_path / "run" / "model.h5") as f:
+        assert json.loads(f.attrs["classes"]) == ["no", "yes"]
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["train"]["accuracy"] > 0.9
+    res = invoke("predict", tmp_path / "run", write_csv(tmp_path / "new.csv", np.array([[2.0, 2.0], [-2.0, -2.0]])))
+    assert [line.split("\t")[1] for line in res.output.splitlines()] == ["yes", "no"]
+    # A table holding only 'yes' rows keeps the run's classes: 'yes' is still class 1.
+    only_yes = write_csv(tmp_path / "yes.csv", x[answers == "yes"], answers[answers == "yes"])
+    res = invoke("evaluate", tmp_path / "run", "--data", only_yes, "--json")
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output[res.output.index("{"):])
+    (tn, fp), (fn, tp) = report["splits"]["train"]["confusion_matrix"]
+    assert tn + fp == 0 and tp + fn == int((answers == "yes").sum()) and tp > 0.9 * (tp + fn)
+    res = invoke("evaluate", tmp_path / "run", "--data", write_csv(tmp_path / "odd.csv", x[:3], ["no", "yes", "maybe"]))
+    assert res.exit_code == 1 and "line 4, column 'label': 'maybe' is not one of the classes 'no', 'yes'" in res.output
+
+
+def test_softmax_labels_1_to_C_are_told_to_start_at_0(tmp_path):
+    path = moons_npz(tmp_path / "d.npz", y_train=np.arange(40) % 3 + 1)
+    res = invoke("train", write_config(tmp_path, {"dataset": "file", "path": str(path)}, layers=("auto", 3), output="softmax"),
+                 "--runs-dir", tmp_path / "runs")
+    assert res.exit_code == 1 and len(error_lines(res)) == 1
+    assert "has labels 1, 2, 3, but class labels must start at 0 (0..C-1 for C classes): subtract 1" in res.output
+    assert "softmax output layer has 3 units" not in res.output

@@ -68,6 +68,8 @@ def test_csv_with_a_label_column(tmp_path):
          "x_train has 1 NaN/inf values (first at example 3, feature 1)"),
         ({"x_train": np.where(X_ROWS == 0, np.inf, X_ROWS), "y_train": Y_INT}, {}, "x_train has 1 NaN/inf values"),
         ({"x_train": X_ROWS, "y_train": Y_INT}, {"classes": ["a", "b"]}, "found label 2 but data.classes names 2 classes"),
+        ({"x_train": X_ROWS, "y_train": Y_INT + 1}, {"classes": ["a", "b", "c"]},
+         "found label 3 but data.classes names 3 classes (0..2); labels start at 0, yours at 1: subtract 1 from them"),
         ({"x_train": X_ROWS, "y_train": Y_INT, "x_test": X_ROWS[:, :1], "y_test": Y_INT}, {},
          "x_test has 1 features but x_train has 2"),
         ({"x_train": X_ROWS, "y_train": Y_INT, "x_test": X_ROWS}, {}, "has only one of x_test, y_test"),
@@ -103,6 +105,33 @@ def test_truncated_mat_file(tmp_path):
     (tmp_path / "d.mat").write_bytes((tmp_path / "full.mat").read_bytes()[:200])
     with pytest.raises(DltrainError, match="is not a readable MATLAB .mat file"):
         load(path=str(tmp_path / "d.mat"))
+
+
+def test_csv_text_labels_are_classes_in_sorted_order(tmp_path):
+    (tmp_path / "d.csv").write_text("a,label\n1,yes\n2,no\n3,maybe\n4, no\n")
+    ds = load(path=str(tmp_path / "d.csv"), label_column="label")
+    assert ds.classes == ["maybe", "no", "yes"] and ds.y_train.tolist() == [2, 1, 0, 1]
+    # data.classes chooses the order (which class is the positive class 1 of a sigmoid output).
+    ds = load(path=str(tmp_path / "d.csv"), label_column="label", classes=["yes", "no", "maybe"])
+    assert ds.classes == ["yes", "no", "maybe"] and ds.y_train.tolist() == [0, 1, 2, 1]
+    # Numbers stay numbers, named '0'..'C-1' as from any file.
+    (tmp_path / "n.csv").write_text("a,label\n1,1\n2,0.0\n")
+    ds = load(path=str(tmp_path / "n.csv"), label_column="label")
+    assert ds.classes == ["0", "1"] and ds.y_train.tolist() == [1, 0]
+
+
+@pytest.mark.parametrize(
+    "text,keys,message",
+    [
+        ("a,label\n1,no\n2,\n", {}, "line 3, column 'label': empty label; every row needs its class"),
+        ("a,label\n1,no\n2,perhaps\n", {"classes": ["no", "yes"]}, "line 3, column 'label': 'perhaps' is not one of the classes 'no', 'yes'"),
+    ],
+)
+def test_bad_csv_text_labels(tmp_path, text, keys, message):
+    (tmp_path / "d.csv").write_text(text)
+    with pytest.raises(DltrainError) as e:
+        load(path=str(tmp_path / "d.csv"), label_column="label", **keys)
+    assert message in str(e.value) and e.value.exit_code == 1 and len(str(e.value).splitlines()) == 1
 
 
 @pytest.mark.parametrize(

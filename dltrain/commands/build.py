@@ -56,7 +56,7 @@ def prepare_data(cfg: Config, trained=None) -> Prepared:
     evaluation sees exactly the inputs training saw), and since its shape can no longer change, a
     mismatch asks for other data rather than another config.
     """
-    ds = load_dataset(cfg.data)
+    ds = load_dataset(cfg.data, None if trained is None else trained.classes)
     n_x = ds.X_train.shape[0]
     first = cfg.model.layers[0]
     source = data_source(cfg.data)
@@ -71,6 +71,9 @@ def prepare_data(cfg: Config, trained=None) -> Prepared:
         )
     n_out = cfg.model.layers[-1]
     n_classes = len(ds.classes)
+    wrong_output = n_classes > 2 if cfg.model.output_activation == "sigmoid" else n_out != n_classes
+    if wrong_output and (start := label_start(ds, source)):
+        raise DltrainError(start)
     if cfg.model.output_activation == "sigmoid" and n_classes > 2:
         fix = (f"use output_activation: softmax with layers[-1] = {n_classes}" if trained is None
                else f"evaluate it on data with 2 classes{like_run}")
@@ -92,6 +95,16 @@ def prepare_data(cfg: Config, trained=None) -> Prepared:
         check_labels(y, n_out, name)
     Y = {k: targets(v, n_out).astype(dtype) for k, v in split_y.items()}
     return Prepared(X, Y, split_y, stats, ds.classes, ds.image_shape, n_x, fingerprint(ds))
+
+
+def label_start(ds, source: str) -> str | None:
+    """What is wrong with labels that do not start at 0 (1..C, as MATLAB and R number classes), or None."""
+    values = np.unique(np.concatenate([y for y in (ds.y_train, ds.y_test) if y is not None]))
+    if values.size == 0 or values[0] == 0:
+        return None
+    shown = ", ".join(map(str, values[:10].tolist())) + (", ..." if values.size > 10 else "")
+    return (f"the data ({source}) has labels {shown}, but class labels must start at 0 (0..C-1 for C classes): "
+            f"subtract {values[0]} from them, or map them to 0..C-1 (a csv's text labels are mapped to classes for you)")
 
 
 def build_network(cfg: Config, n_x: int) -> Network:

@@ -11,7 +11,7 @@ import yaml
 
 from dltrain import plots
 from dltrain.commands.build import prepare_data
-from dltrain.commands.trained import load_trained, predictions, split_plots
+from dltrain.commands.trained import dead_units, load_trained, predictions, split_plots
 from dltrain.config import Config, read_yaml, safe_tree, validate_config
 from dltrain.data.files import READERS
 from dltrain.engine.model import (
@@ -23,6 +23,7 @@ from dltrain.engine.model import (
 from dltrain.errors import DltrainError
 from dltrain.evaluation import classification_report, diagnosis_of
 from dltrain.runs import (
+    read_json_file,
     remove_evaluation_plots,
     write_evaluation_file,
     write_output,
@@ -73,7 +74,8 @@ def evaluate(
     The data is rebuilt as training built it (same dev split) and normalized with the statistics
     saved in model.h5; `data` replaces the data section (see data_override). Returns what
     evaluation.json holds: per split cost/accuracy/examples plus precision/recall/F1 (binary) or
-    confusion matrix and per-class metrics (multi-class), the diagnosis, and the plot files.
+    confusion matrix and per-class metrics (multi-class), the diagnosis, the plot files, and
+    `warnings`: sentences about why the numbers may not be the run's (see data_warnings).
     """
     model = load_trained(run_dir)
     cfg = data_override(model.cfg, data) if data is not None else model.cfg
@@ -98,13 +100,14 @@ def evaluate(
         splits[name].update(classification_report(y, pred, model.classes, binary))
         mistakes += [(name, int(i), int(y[i]), int(pred[i]), float(prob[i])) for i in np.flatnonzero(pred != y)]
     human = cfg.data.human_error if human_error is None else human_error
-    diagnosis = diagnosis_of(splits, human)
+    diagnosis = diagnosis_of(splits, human, dead_units(cfg, prepared.X["train"], params, net, state))
     report = {
         "run": str(model.run_dir),
         "evaluated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "data": cfg.data.model_dump(mode="json"),
         "splits": {name: splits[name] for name in chosen},
         "diagnosis": diagnosis,
+        "warnings": data_warnings(model.run_dir, prepared.fingerprint) if data is None else [],
     }
     remove_evaluation_plots(model.run_dir)
     for name in chosen:
@@ -118,6 +121,24 @@ def evaluate(
     report["plots"] = sorted(p.name for p in model.run_dir.glob("*.png"))
     write_evaluation_file(model.run_dir, "evaluation.json", json.dumps(report, indent=2) + "\n")
     return report
+
+
+def data_warnings(run_dir: Path, fingerprint: str) -> list[str]:
+    """A warning when the run's own data are not those it was trained on: their fingerprint differs
+    from summary.json's data_fingerprint (reproduce and resume refuse such data; evaluate reports on them)."""
+    summary = read_json_file(run_dir / "summary.json")
+    recorded = summary.get("data_fingerprint") if isinstance(summary, dict) else None
+    if not isinstance(recorded, str) or recorded == fingerprint:
+        return []
+    return [f"the data are not those {run_dir} was trained on: their fingerprint is {short_fingerprint(fingerprint)}, "
+            f"summary.json records {short_fingerprint(recorded)} (data files changed or another dataset version is "
+            "installed), so these metrics differ from the run's metrics.json"]
+
+
+def short_fingerprint(fingerprint: str) -> str:
+    """'sha256:' and the first 12 hex digits."""
+    kind, _, digest = fingerprint.rpartition(":")
+    return f"{kind}:{digest[:12]}" if kind else digest[:12]
 
 
 def errors_table(mistakes: list[tuple], classes: list[str]) -> str:

@@ -18,7 +18,7 @@ from dltrain import __version__, plots
 from dltrain.commands.build import Prepared, Training, build_dropout_rng, build_permutation, build_schedule, build_training, prepare_data, resolved_config
 from dltrain.commands.report import write_run_report
 from dltrain.commands.run import Run
-from dltrain.commands.trained import Trained, run_config, split_plots
+from dltrain.commands.trained import Trained, dead_units, run_config, split_plots
 from dltrain.config import Config, load_config
 from dltrain.engine.model import (
     evaluate,
@@ -160,7 +160,7 @@ def split_metrics(cfg: Config, data: Prepared, t: Training) -> dict:
     for split in data.X:
         cost, accuracy = evaluate(data.X[split], data.Y[split], t.params, t.net, t.state)
         metrics[split] = {"cost": cost, "accuracy": accuracy, "examples": int(data.X[split].shape[1])}
-    metrics["diagnosis"] = diagnosis_of(metrics, cfg.data.human_error)
+    metrics["diagnosis"] = diagnosis_of(metrics, cfg.data.human_error, dead_units(cfg, data.X["train"], t.params, t.net, t.state))
     return metrics
 
 

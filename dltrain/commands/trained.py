@@ -13,10 +13,11 @@ from dltrain.data.prepare import apply_normalization, undo_normalization
 from dltrain.engine.model import (
     Network,
     evaluation_forward,
+    ever_active,
     labels_from_output,
 )
 from dltrain.errors import DltrainError
-from dltrain.evaluation import confusion_matrix
+from dltrain.evaluation import confusion_matrix, dead_unit_report
 from dltrain.runs import (
     existing_folder,
     is_run_dir,
@@ -91,6 +92,15 @@ def predictions(AL: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     pred = labels_from_output(AL)
     prob = np.where(pred == 1, AL[0], 1.0 - AL[0]) if AL.shape[0] == 1 else AL.max(axis=0)
     return pred, prob
+
+
+def dead_units(cfg: Config, X_train: np.ndarray, params: dict, net: Network, state: dict) -> list[dict]:
+    """The diagnosis' dead_units: per ReLU/leaky ReLU hidden layer, its units that are positive for no
+    example of the (normalized) training set X_train (n_x, m), in evaluation mode; [] for other activations."""
+    activation = cfg.model.hidden_activation
+    if activation not in ("relu", "leaky_relu"):
+        return []
+    return dead_unit_report(ever_active(X_train, params, net, state), activation)
 
 
 MAX_GRID_IMAGES = 24

@@ -136,8 +136,10 @@ class FileData(DataBase):
                                                    "another name is required, null: no test part")
     y_test: str | None = Field("y_test", description="key of the test labels (as x_test)")
     layout: Literal["rows", "columns"] = Field("rows", description="rows: one example per row (m, ...); columns: (n_x, m)")
-    label_column: str | None = Field(None, description="csv only: the header name of the label column")
-    classes: list[str] | None = Field(None, min_length=2, description="class names for labels 0..C-1; default '0'..'C-1'")
+    label_column: str | None = Field(None, description="csv only: the header name of the label column (numbers 0..C-1, "
+                                                       "or text labels: classes in sorted order, or in the order of classes)")
+    classes: list[str] | None = Field(None, min_length=2, description="class names for labels 0..C-1; default '0'..'C-1' "
+                                                                     "(a csv's text labels by default)")
 
     @field_validator("path")
     @classmethod

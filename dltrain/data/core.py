@@ -45,8 +45,11 @@ CATALOG = [
 ]
 
 
-def load_dataset(data) -> Dataset:
-    """Load the dataset a validated `data:` config section names."""
+def load_dataset(data, known_classes: list[str] | None = None) -> Dataset:
+    """Load the dataset a validated `data:` config section names. known_classes: those of a trained
+    model the data will be evaluated with, so that a csv's text labels map to the same classes."""
+    if known_classes is not None and data.dataset == "file":
+        return Dataset(*load_file(data, known_classes))
     return Dataset(*LOADERS[data.dataset](data))
 
 

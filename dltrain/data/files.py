@@ -7,6 +7,7 @@ pickle is ever loaded (npz with allow_pickle=False, h5 through h5py, mat through
 import csv
 import zipfile
 from pathlib import Path
+from typing import NamedTuple
 
 import h5py
 import numpy as np
@@ -120,39 +121,81 @@ def read_single_array(path: Path, key: str | None) -> np.ndarray:
     return read_arrays(path, [key], hint="check the path")[key]
 
 
-def read_csv(path: Path, label_column: str) -> tuple[np.ndarray, np.ndarray]:
-    """A numeric csv with a header row -> features (m, n_x) from every other column, labels (m,)."""
-    require_file(path, "check data.path")
+class CsvTable(NamedTuple):
+    x: np.ndarray  # (m, n_x) features: every column but the label column, in file order
+    labels: list[str] | None  # the label column's fields as text (m,); None without a label column
+    lines: list[int]  # each example's line number in the file (blank lines are skipped)
+
+
+def read_csv(path: Path, label_column: str | None, hint: str = "check data.path") -> CsvTable:
+    """A csv with a header row -> its features and, when label_column is given, its label column as text."""
+    header, rows = read_csv_rows(path, hint)
+    if label_column is not None and label_column not in header:
+        raise DltrainError(f"data file {path} has no column {label_column!r}; its columns are: {', '.join(header)}")
+    label = header.index(label_column) if label_column is not None else None
+    values = []
+    for line, row in rows:
+        try:
+            values.append([float(v) for i, v in enumerate(row) if i != label])
+        except ValueError:
+            bad = next(i for i, v in enumerate(row) if i != label and not _is_number(v))
+            raise DltrainError(f"data file {path}, line {line}, column {header[bad]!r}: {row[bad]!r} is not a number") from None
+    if not values:
+        raise DltrainError(f"data file {path} has a header but no rows")
+    x = np.array(values).reshape(len(values), len(header) - (label is not None))
+    return CsvTable(x, None if label is None else [row[label] for _, row in rows], [line for line, _ in rows])
+
+
+def csv_header(path: Path, hint: str = "check the path") -> list[str]:
+    """The column names of a csv file's header row."""
+    return read_csv_rows(path, hint, header_only=True)[0]
+
+
+def read_csv_rows(path: Path, hint: str, header_only: bool = False) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """(header, [(line number, fields)]) of a csv file; every row has the header's number of fields."""
+    require_file(path, hint)
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = csv.reader(f)
-            header = next(rows, None)
+            reader = csv.reader(f)
+            header = next(reader, None)
             if not header:
                 raise DltrainError(f"data file {path} is empty; expected a header row naming the columns")
-            if label_column not in header:
-                raise DltrainError(f"data file {path} has no column {label_column!r}; its columns are: {', '.join(header)}")
-            values = []
-            for line, row in enumerate(rows, start=2):
+            rows = []
+            for line, row in enumerate(() if header_only else reader, start=2):
                 if not row:
                     continue
                 if len(row) != len(header):
                     raise DltrainError(f"data file {path}, line {line}: {len(row)} fields, the header has {len(header)}")
-                try:
-                    values.append([float(v) for v in row])
-                except ValueError:
-                    bad = next(i for i, v in enumerate(row) if not _is_number(v))
-                    raise DltrainError(
-                        f"data file {path}, line {line}, column {header[bad]!r}: {row[bad]!r} is not a number"
-                    ) from None
+                rows.append((line, row))
     except UnicodeDecodeError as e:
         raise DltrainError(f"data file {path} is not UTF-8 text (byte {e.start})") from None
     except OSError as e:
         raise DltrainError(f"cannot read data file {path}: {e.strerror}") from None
-    if not values:
-        raise DltrainError(f"data file {path} has a header but no rows")
-    table = np.array(values)
-    label = header.index(label_column)
-    return np.delete(table, label, axis=1), table[:, label]
+    except csv.Error as e:
+        raise DltrainError(f"data file {path} is not a readable csv file ({one_line(e)})") from None
+    return header, rows
+
+
+def csv_labels(table: CsvTable, path: Path, column: str, names: list[str] | None) -> tuple[np.ndarray, list[str] | None]:
+    """The label column -> labels (m,) and, for text labels, the class names they index.
+
+    A column of numbers stays numbers (class_names checks them). Text labels ('no', 'yes') are
+    classes: their position in `names` (data.classes, or the classes a trained model knows), else in
+    the sorted distinct labels, so 'no' -> 0 and 'yes' -> 1.
+    """
+    if all(_is_number(text) for text in table.labels):
+        return np.array([float(v) for v in table.labels]), None
+    texts = [text.strip() for text in table.labels]  # "no, yes" written with a space after the comma
+    for text, line in zip(texts, table.lines):
+        if not text:
+            raise DltrainError(f"data file {path}, line {line}, column {column!r}: empty label; every row needs its class")
+    classes = list(names) if names is not None else sorted(set(texts))
+    index = {name: i for i, name in enumerate(classes)}
+    for text, line in zip(texts, table.lines):
+        if text not in index:
+            raise DltrainError(f"data file {path}, line {line}, column {column!r}: {text!r} is not one of the classes "
+                               f"{', '.join(map(repr, classes))}")
+    return np.array([index[text] for text in texts], dtype=np.float64), classes
 
 
 def _is_number(text: str) -> bool:
@@ -223,16 +266,22 @@ def labels(y: np.ndarray, layout: str, where: str) -> tuple[np.ndarray, int | No
     return flat.astype(np.int64), None
 
 
-def load_file(data):
-    """dataset: file -> X (n_x, m), y (m,), X_test, y_test (or None), class names, image shape."""
+def load_file(data, known_classes: list[str] | None = None):
+    """dataset: file -> X (n_x, m), y (m,), X_test, y_test (or None), class names, image shape.
+
+    known_classes: the classes of a trained model this data will be evaluated with; a csv's text
+    labels map to their positions in it (unless data.classes is given), as they did in training.
+    """
     path = Path(data.path)
+    text_classes = None
     if path.suffix.lower() == ".csv":
-        x, y = read_csv(path, data.label_column)
-        X, image_shape = features(x, "rows", f"data file {path}: features")
+        table = read_csv(path, data.label_column)
+        X, image_shape = features(table.x, "rows", f"data file {path}: features")
+        y, text_classes = csv_labels(table, path, data.label_column, data.classes or known_classes)
         parts = {"train": (X, *labels(y, "rows", f"data file {path}: column {data.label_column!r}"))}
     else:
         parts, image_shape = _file_parts(path, data)
-    classes = class_names(parts, data.classes, path)
+    classes = text_classes or class_names(parts, data.classes, path)
     X, y, _ = parts["train"]
     X_test, y_test, _ = parts.get("test", (None, None, None))
     return X, y, X_test, y_test, classes, image_shape
@@ -275,7 +324,10 @@ def class_names(parts: dict, names: list[str] | None, path: Path) -> list[str]:
     top = max(int(y.max(initial=0)) for _, y, _ in parts.values()) + 1
     if names is not None:
         if top > len(names):
-            raise DltrainError(f"data file {path}: found label {top - 1} but data.classes names {len(names)} classes (0..{len(names) - 1})")
+            low = min(int(y.min()) for _, y, _ in parts.values() if y.size)
+            start = f"; labels start at 0, yours at {low}: subtract {low} from them" if low > 0 else ""
+            raise DltrainError(f"data file {path}: found label {top - 1} but data.classes names {len(names)} classes "
+                               f"(0..{len(names) - 1}){start}")
         if widths - {len(names)}:
             raise DltrainError(f"data file {path}: one-hot labels have {max(widths)} columns but data.classes names {len(names)} classes")
         return list(names)

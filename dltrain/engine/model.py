@@ -209,6 +209,21 @@ def evaluation_forward(X, params, net: Network, state=None, batch_size: int = 40
     return np.concatenate([o[0] for o in outs], axis=1), np.concatenate([o[1] for o in outs], axis=1)
 
 
+def ever_active(X, params, net: Network, state=None, batch_size: int = 4096) -> list[np.ndarray]:
+    """For each hidden layer l = 1..L-1, (n_l,) bool: whether unit j's output A[l][j] is positive for
+    at least one example of X (n_x, m), in evaluation mode and in column chunks.
+
+    A ReLU (or leaky ReLU) unit that is positive for no example is dead: its gradient is 0 (or
+    slope times smaller) on every example, so gradient descent cannot revive it.
+    """
+    seen = [np.zeros(spec.units, dtype=bool) for spec in net.layers[:-1]]
+    for i in range(0, X.shape[1], batch_size):
+        _, cache = forward(X[:, i : i + batch_size], params, net, state, training=False)
+        for active, c in zip(seen, cache.layers[:-1]):
+            active |= (c.A > 0).any(axis=1)
+    return seen
+
+
 def labels_from_output(AL) -> np.ndarray:
     """AL (n_L, m) -> predicted labels (m,): threshold 0.5 for one sigmoid unit, argmax for softmax."""
     if AL.shape[0] == 1:
