@@ -14,6 +14,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from dltrain import __version__
 from dltrain.cli_subcommands import config_app, datasets_app
