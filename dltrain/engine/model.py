@@ -196,8 +196,10 @@ def evaluation_forward(X, params, net: Network, state=None, batch_size: int = 40
     independent of the others, so chunking does not change the result.
     """
     outs = []
-    for i in range(0, X.shape[1], batch_size):
-        AL, cache = forward(X[:, i : i + batch_size], params, net, state, training=False)
+    # Examples held raw (dltrain.data.examples) serve their own chunks, normalized into a reused buffer.
+    chunks = X.chunks() if hasattr(X, "chunks") else ((None, X[:, i : i + batch_size]) for i in range(0, X.shape[1], batch_size))
+    for _, X_chunk in chunks:
+        AL, cache = forward(X_chunk, params, net, state, training=False)
         outs.append((AL, cache.ZL))
     if len(outs) == 1:
         return outs[0]
