@@ -84,3 +84,21 @@ def test_runs_recorded_with_float_features_are_still_recognized(tmp_path):
     old = fingerprint(ds._replace(X_train=ds.X_train.astype(np.float64)))  # how earlier versions hashed the images
     assert data.fingerprint != old and same_data(data, old) and same_data(data, data.fingerprint)
     assert not same_data(data, fingerprint(ds._replace(X_train=ds.X_train[:, ::-1].astype(np.float64))))
+
+
+def test_import_writes_in_blocks_with_progress(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from dltrain.data import images
+
+    for c, colour in (("a", (255, 0, 0)), ("b", (0, 0, 255))):
+        (tmp_path / "src" / c).mkdir(parents=True)
+        for i in range(5):
+            Image.new("RGB", (6, 5), colour).save(tmp_path / "src" / c / f"{i}.png")
+    monkeypatch.setattr(images, "IMPORT_BLOCK", 3)
+    calls = []
+    result = images.import_image_folder(tmp_path / "src", tmp_path / "o.h5", 4, 0.2, 0, progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(2, 10), (5, 10), (8, 10), (10, 10)]  # the 2 test images, then 8 train in blocks of 3
+    with h5py.File(result.out) as f:
+        x, y = f["train_set_x"][()], f["train_set_y"][()]
+    assert x.shape == (8, 4, 4, 3) and (x[y == 0][..., 0] == 255).all() and (x[y == 1][..., 2] == 255).all()
