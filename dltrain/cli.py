@@ -406,7 +406,11 @@ def datasets_import(
     try:
         from dltrain.data.images import import_image_folder
 
-        result = import_image_folder(folder, output, size, test_fraction, seed)
+        bar = CheckProgress(True, "import", "images")
+        try:
+            result = import_image_folder(folder, output, size, test_fraction, seed, progress=bar)
+        finally:
+            bar.close()
     except DltrainError as e:
         fail(e)
     out.print(counts_table(result.counts, result.classes, f"{result.out}: {'x'.join(map(str, result.image_shape))} RGB uint8"))
