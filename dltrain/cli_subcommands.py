@@ -9,7 +9,7 @@ from rich.table import Table
 
 from dltrain.cliapp import SetOption, Typer, fail, load
 from dltrain.errors import DltrainError
-from dltrain.render import counts_table, out
+from dltrain.render import CheckProgress, counts_table, out
 
 config_app = Typer(help="Inspect configs: the resolved values and the JSON Schema.", no_args_is_help=True)
 datasets_app = Typer(help="The datasets: what is available, what a data section loads, image-folder import.", no_args_is_help=True)
@@ -82,7 +82,11 @@ def datasets_import(
     try:
         from dltrain.data.images import import_image_folder
 
-        result = import_image_folder(folder, output, size, test_fraction, seed)
+        bar = CheckProgress(True, "import", "images")
+        try:
+            result = import_image_folder(folder, output, size, test_fraction, seed, progress=bar)
+        finally:
+            bar.close()
     except DltrainError as e:
         fail(e)
     out.print(counts_table(result.counts, result.classes, f"{result.out}: {'x'.join(map(str, result.image_shape))} RGB uint8"))

@@ -35,10 +35,10 @@ def print_results(cfg, run, quiet: bool) -> None:
 
 
 class CheckProgress:
-    """A transient bar of cost evaluations on a terminal, redrawn at most 10x/s; nothing otherwise."""
+    """A transient bar of cost evaluations (or another `unit`) on a terminal, redrawn at most 10x/s; nothing otherwise."""
 
-    def __init__(self, show: bool):
-        self.bar = Progress(TextColumn("gradient check"), BarColumn(), TextColumn("{task.completed}/{task.total} cost evaluations"),
+    def __init__(self, show: bool, label: str = "gradient check", unit: str = "cost evaluations"):
+        self.bar = Progress(TextColumn(label), BarColumn(), TextColumn(f"{{task.completed}}/{{task.total}} {unit}"),
                             TimeElapsedColumn(), console=out, transient=True) if show and out.is_terminal else None
         self.task = self.bar.add_task("check", total=None) if self.bar else None
         self._drawn = 0.0

@@ -192,8 +192,10 @@ def test_import_errors(tmp_path):
     res = invoke("datasets", "import", tmp_path / "one", tmp_path / "o.h5")
     assert res.exit_code == 1 and "class folder" in res.output and "has no jpg/jpeg/png images" in res.output
     (tmp_path / "one" / "empty" / "bad.jpg").write_bytes(b"not a jpeg")
-    res = invoke("datasets", "import", tmp_path / "one", tmp_path / "o.h5")
+    # Images are read while the file is written (a block at a time), after the split is checked.
+    res = invoke("datasets", "import", tmp_path / "one", tmp_path / "o.h5", "--test-fraction", "0")
     assert res.exit_code == 1 and "bad.jpg cannot be read as an image" in res.output
+    assert not list(tmp_path.glob("*o.h5*"))  # no output, no temporary file left
     assert invoke("datasets", "import", tmp_path / "one", tmp_path / "o.txt").exit_code == 2
     for seed in ("-1", str(2**70)):
         assert invoke("datasets", "import", tmp_path / "one", tmp_path / "o.h5", "--seed", seed).exit_code == 2

@@ -8,12 +8,12 @@ import numpy as np
 
 from dltrain.config import Config
 from dltrain.data import fingerprint, load_dataset
+from dltrain.data.examples import ArrayRows, Examples, streaming_stats
 from dltrain.data.limits import check_array_size
 from dltrain.data.prepare import (
-    apply_normalization,
     check_labels,
     normalization_stats,
-    split_dataset,
+    split_parts,
     targets,
 )
 from dltrain.engine.activations import ACTIVATIONS, leaky_relu
@@ -31,7 +31,8 @@ from dltrain.errors import DltrainError
 
 
 class Prepared(NamedTuple):
-    """Normalized arrays in the run's dtype, X (n_x, m) and Y (n_L, m), per split name."""
+    """Per split name: X (n_x, m) examples held raw and served normalized in the run's dtype
+    (data.examples.Examples: X[:, cols], X.columns(cols), np.asarray(X)), Y (n_L, m) arrays."""
 
     X: dict[str, np.ndarray]
     Y: dict[str, np.ndarray]
@@ -41,6 +42,7 @@ class Prepared(NamedTuple):
     image_shape: tuple | None
     n_x: int
     fingerprint: str  # of the loaded dataset, before any split or normalization
+    dataset: object = None  # the loaded Dataset (raw), for same_data
 
 
 def data_source(data) -> str:
@@ -84,17 +86,57 @@ def prepare_data(cfg: Config, trained=None) -> Prepared:
         fix = "" if trained is None else f"; evaluate it on data with {n_out} classes{like_run}"
         raise DltrainError(f"the data ({source}) has {n_classes} classes (labels 0..{n_classes - 1}) "
                            f"but the softmax output layer has {n_out} units{fix}")
-    splits = split_dataset(ds, cfg.data, np.random.default_rng(cfg.data.split_seed))
-    split_X, split_y = {k: v.X for k, v in splits.items()}, {k: v.y for k, v in splits.items()}
-    stats = normalization_stats(split_X["train"], cfg.data.normalize) if trained is None else trained.normalization
+    parts = split_parts(ds, cfg.data, np.random.default_rng(cfg.data.split_seed))
+    raw = {"train": (ds.X_train, ds.y_train), "test": (ds.X_test, ds.y_test)}
+    stores = {part: row_store(raw[part][0]) for part in {part for part, _ in parts.values()}}
     dtype = np.dtype(cfg.dtype)
-    # Column-major: each example (column) is contiguous, so the training loop gathers shuffled
-    # mini-batches as contiguous rows of X.T without first copying the whole training set.
-    X = {k: np.asfortranarray(apply_normalization(v, stats), dtype=dtype) for k, v in split_X.items()}
+    if trained is not None:
+        stats = trained.normalization
+    else:
+        stats = train_statistics(ds.X_train, stores["train"], parts["train"][1], cfg.data.normalize)
+    # Every split is an index set over the raw rows; normalization happens a batch or chunk at a time.
+    buffers = {}
+    X, split_y = {}, {}
+    for name, (part, idx) in parts.items():
+        X[name] = Examples(stores[part], idx, stats, dtype, buffers=buffers)
+        split_y[name] = raw[part][1] if idx is None else raw[part][1][idx]
     for name, y in split_y.items():
         check_labels(y, n_out, name)
     Y = {k: targets(v, n_out).astype(dtype) for k, v in split_y.items()}
-    return Prepared(X, Y, split_y, stats, ds.classes, ds.image_shape, n_x, fingerprint(ds))
+    return Prepared(X, Y, split_y, stats, ds.classes, ds.image_shape, n_x, fingerprint(ds), ds)
+
+
+def row_store(X):
+    """The store of a loaded part's features X (n_x, m): its rows, each example contiguous (a view of
+    the loaded array when it is column-major, as loaders leave images), or a streamed file's own."""
+    if not isinstance(X, np.ndarray):
+        return X
+    return ArrayRows(np.ascontiguousarray(X.T))
+
+
+STATS_BYTES = 256 * 2**20
+
+
+def train_statistics(X_train, store, idx, kind: str) -> dict[str, np.ndarray]:
+    """normalization_stats of the train split. Standardization of data whose float64 copy is at most
+    STATS_BYTES takes today's path (the same bits as every earlier run); larger data take one
+    streaming pass over float64 chunks (data.examples.streaming_stats), never a full float copy."""
+    if kind != "standardize":
+        return normalization_stats(None, kind)
+    m = store.shape[0] if idx is None else idx.size
+    if isinstance(X_train, np.ndarray) and 8 * m * store.shape[1] <= STATS_BYTES:
+        X = X_train.astype(np.float64, copy=False)
+        return normalization_stats(X if idx is None else X[:, idx], kind)
+    return streaming_stats(Examples(store, idx, {}, np.float64))
+
+
+def same_data(data: "Prepared", recorded: str | None) -> bool:
+    """Whether the prepared data have the recorded fingerprint: as hashed now, or, for runs recorded
+    before features were held raw, as those hashed them (see data.core.fingerprint)."""
+    if recorded == data.fingerprint:
+        return True
+    ds = data.dataset
+    return ds is not None and isinstance(ds.X_train, np.ndarray) and fingerprint(ds, legacy=True) == recorded
 
 
 def label_start(ds, source: str) -> str | None:
@@ -161,7 +203,7 @@ def hflip_columns(image_shape: tuple[int, ...]) -> np.ndarray:
     return np.arange(h * w * c).reshape(h, w, c)[:, ::-1, :].reshape(-1)
 
 
-def build_augment(cfg: Config, data: "Prepared", rng) -> Callable[[int, np.ndarray], np.ndarray] | None:
+def build_augment(cfg: Config, data: "Prepared", rng) -> Callable[[int, Examples], Examples] | None:
     """Each epoch, a random half of the training images (drawn from the run's generator) mirrored horizontally."""
     if not cfg.data.augment.hflip:
         return None
@@ -169,12 +211,16 @@ def build_augment(cfg: Config, data: "Prepared", rng) -> Callable[[int, np.ndarr
         raise DltrainError(f"data.augment.hflip needs an image dataset; {cfg.data.dataset} has no image shape", 2)
     order = hflip_columns(data.image_shape)
 
-    def augment(epoch: int, X: np.ndarray) -> np.ndarray:
+    def augment(epoch: int, X: "Examples | np.ndarray") -> "Examples | np.ndarray":
         m = X.shape[1]
         chosen = rng.permutation(m)[: m // 2]
-        X_epoch = X.copy(order="K")  # keeps the column-major layout, so train_epochs need not copy again
-        X_epoch[:, chosen] = X[order][:, chosen]
-        return X_epoch
+        if isinstance(X, np.ndarray):  # an array of normalized columns (the engine's own callers)
+            X_epoch = X.copy(order="K")
+            X_epoch[:, chosen] = X[order][:, chosen]
+            return X_epoch
+        mask = np.zeros(m, dtype=bool)
+        mask[chosen] = True
+        return X.with_flips(order, mask)  # mirrored as each batch is served: no copy of the split
 
     return augment
 

@@ -15,7 +15,17 @@ from pathlib import Path
 import numpy as np
 
 from dltrain import __version__, plots
-from dltrain.commands.build import Prepared, Training, build_dropout_rng, build_permutation, build_schedule, build_training, prepare_data, resolved_config
+from dltrain.commands.build import (
+    Prepared,
+    Training,
+    build_dropout_rng,
+    build_permutation,
+    build_schedule,
+    build_training,
+    prepare_data,
+    resolved_config,
+    same_data,
+)
 from dltrain.commands.report import write_run_report
 from dltrain.commands.run import Run
 from dltrain.commands.trained import Trained, dead_units, run_config, split_plots
@@ -199,7 +209,7 @@ def train(
     """
     cfg = config if isinstance(config, Config) else load_config(config, overrides)
     data = prepare_data(cfg)
-    if expect_fingerprint is not None and data.fingerprint != expect_fingerprint:
+    if expect_fingerprint is not None and not same_data(data, expect_fingerprint):
         raise DltrainError(
             f"the data are not those the run was trained on (fingerprint {data.fingerprint[:19]}…, recorded "
             f"{expect_fingerprint[:19]}…): data files changed or another dataset version is installed"
@@ -289,7 +299,7 @@ def resume(
                 f"train it again: dltrain train {run_dir / 'config.yaml'} (set training.checkpoint_every to checkpoint periodically)"
             )
         data = prepare_data(cfg)
-        if data.fingerprint != summary.get("data_fingerprint"):
+        if not same_data(data, summary.get("data_fingerprint")):
             raise DltrainError(f"the data are not those {run_dir} was trained on (their fingerprint differs); resuming would mix two datasets")
         t = build_training(cfg, data)
         loop = restore_checkpoint(t, run_dir / CHECKPOINT, cfg)

@@ -12,7 +12,12 @@ from dltrain.data.h5 import load_cat, load_images, load_signs
 
 
 class Dataset(NamedTuple):
-    """X (n_x, m) float64 and integer labels (m,) in 0..C-1; the test part may be absent."""
+    """X (n_x, m) and integer labels (m,) in 0..C-1; the test part may be absent.
+
+    X holds the raw values: uint8 pixels stay uint8 (as the view x.reshape(m, -1).T of the stored
+    images, so each example is contiguous), other features are float64. A streamed file's X is a
+    data.stream.H5Rows view (its .T the rows) instead of an array.
+    """
 
     X_train: np.ndarray
     y_train: np.ndarray
@@ -53,16 +58,26 @@ def load_dataset(data, known_classes: list[str] | None = None) -> Dataset:
     return Dataset(*LOADERS[data.dataset](data))
 
 
-def fingerprint(ds: Dataset) -> str:
+def fingerprint(ds: Dataset, legacy: bool = False) -> str:
     """'sha256:…' of everything loaded (each array's dtype, shape and bytes; the class names): the
-    data a run was trained on, recorded in summary.json and checked by resume and reproduce."""
+    data a run was trained on, recorded in summary.json and checked by resume and reproduce.
+
+    Features held raw (uint8 images, see data.examples) are hashed as their example rows, without a
+    copy: 'rows|u1(n_x, m)' then the bytes. legacy=True hashes them as dltrain 0.x did, converted to
+    float64 (n_x, m) first, to recognize the data of runs recorded before (a full float copy)."""
     h = hashlib.sha256()
     for name, value in ds._asdict().items():
         h.update(name.encode())
         if isinstance(value, np.ndarray):
-            value = np.ascontiguousarray(value)
+            if value.dtype != np.float64 and value.ndim == 2 and value.T.flags.c_contiguous and not legacy:
+                h.update(f"rows{value.dtype.str}{value.shape}".encode())
+                h.update(value.T.data)
+                continue
+            value = np.ascontiguousarray(value, dtype=np.float64 if legacy and name.startswith("X_") else None)
             h.update(f"{value.dtype.str}{value.shape}".encode())
             h.update(value.data)
+        elif hasattr(value, "fingerprint"):  # a streamed file's features (data.stream)
+            h.update(value.fingerprint().encode())
         else:
             h.update(json.dumps(value, default=str).encode())
     return "sha256:" + h.hexdigest()

@@ -207,7 +207,7 @@ def _is_number(text: str) -> bool:
 
 
 def features(x: np.ndarray, layout: str, where: str) -> tuple[np.ndarray, tuple[int, ...] | None]:
-    """Features as stored -> X (n_x, m) float64 and the image shape (h, w, c) for (m, h, w, c) arrays.
+    """Features as stored -> X (n_x, m) float64 (uint8 rows stay uint8) and the image shape (h, w, c) for (m, h, w, c) arrays.
 
     rows: x is (m,) or (m, ...), each example flattened in C order (the course's reshape(m, -1).T);
     columns: x is (n_x, m), already the engine's layout.
@@ -224,6 +224,8 @@ def features(x: np.ndarray, layout: str, where: str) -> tuple[np.ndarray, tuple[
         image_shape = tuple(int(n) for n in x.shape[1:]) if x.ndim == 4 else None
     else:
         X, image_shape = x.reshape(-1, x.shape[-1]), None
+    if x.dtype == np.uint8 and layout == "rows":
+        return X, image_shape  # raw pixels stay uint8 (finite by type), each example contiguous; see data.examples
     X = X.astype(np.float64)
     bad = ~np.isfinite(X)
     if bad.any():

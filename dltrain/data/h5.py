@@ -15,7 +15,7 @@ IMAGES_HINT = "check data.path (make one from a folder of images with `dltrain d
 
 
 def course_images(path: Path, prefix: str, hint: str = COURSE_FILES_HINT, optional: bool = False):
-    """Course layout: {prefix}_set_x (m, h, w, c) uint8, {prefix}_set_y (m,) -> X (h*w*c, m) raw, y (m,), classes, (h, w, c).
+    """Course layout: {prefix}_set_x (m, h, w, c) uint8, {prefix}_set_y (m,) -> X (h*w*c, m) raw (uint8 stays uint8, else float64), y (m,), classes, (h, w, c).
 
     With optional=True a file without {prefix}_set_x gives None instead of an error.
     """
@@ -39,8 +39,9 @@ def course_images(path: Path, prefix: str, hint: str = COURSE_FILES_HINT, option
     if bad.any():
         raise DltrainError(f"data file {path}: {y_key} has label {int(y[bad][0])} but list_classes names {len(classes)} classes")
     # Flattening each (h, w, c) image in C order and stacking them as columns is the course's
-    # x.reshape(m, -1).T.
-    return x.reshape(x.shape[0], -1).T.astype(np.float64), y.astype(np.int64), classes, tuple(int(n) for n in x.shape[1:])
+    # x.reshape(m, -1).T: a view, the pixels stay uint8 (raw) and each example contiguous.
+    X = x.reshape(x.shape[0], -1).T
+    return X if X.dtype == np.uint8 else X.astype(np.float64), y.astype(np.int64), classes, tuple(int(n) for n in x.shape[1:])
 
 
 def with_test(train: tuple, test: tuple | None, test_path: Path):

@@ -1,6 +1,7 @@
 """Image files: one reader shared by `datasets import` and `predict`, and folder -> course-layout h5."""
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -46,11 +47,17 @@ class ImportResult(NamedTuple):
     image_shape: tuple[int, int, int]
 
 
-def import_image_folder(src: Path, out: Path, size: int, test_fraction: float, seed: int) -> ImportResult:
+IMPORT_BLOCK = 256  # images decoded and written at a time: memory stays a block, whatever the folder holds
+
+
+def import_image_folder(src: Path, out: Path, size: int, test_fraction: float, seed: int,
+                        progress: Callable[[int, int], None] | None = None) -> ImportResult:
     """src/<class>/<image>.jpg|png -> an h5 file in the course layout, resized to size x size RGB uint8.
 
     Classes are the sub-folder names in sorted order (labels 0..C-1); a stratified test part of
-    round(test_fraction * m) images is drawn with default_rng(seed). Keys: train_set_x (m, size, size, 3),
+    round(test_fraction * m) images is drawn with default_rng(seed) from the labels alone, so images
+    are decoded and written IMPORT_BLOCK at a time, never all held; progress(done, total) is called
+    after each block. Keys: train_set_x (m, size, size, 3),
     train_set_y (m,), list_classes (C,), and test_set_x / test_set_y when test_fraction > 0.
     """
     src, out = Path(src), Path(out)
@@ -73,7 +80,6 @@ def import_image_folder(src: Path, out: Path, size: int, test_fraction: float, s
         files += found
         y += [label] * len(found)
     shape = (size, size, 3)
-    x = np.stack([read_image(f, shape) for f in files])
     y = np.array(y, dtype=np.int64)
     n_test = round(test_fraction * y.size)
     if test_fraction > 0 and not 0 < n_test < y.size:
@@ -89,13 +95,24 @@ def import_image_folder(src: Path, out: Path, size: int, test_fraction: float, s
     try:
         with h5py.File(tmp, "w") as f:
             f.create_dataset("list_classes", data=np.array([c.encode() for c in classes]))
+            done = 0
             for split, idx in parts.items():
-                f.create_dataset(f"{split}_set_x", data=x[idx], compression="gzip")
+                x = f.create_dataset(f"{split}_set_x", (idx.size, *shape), np.uint8, compression="gzip",
+                                     chunks=(min(16, idx.size), *shape))
+                for start in range(0, idx.size, IMPORT_BLOCK):
+                    block = idx[start : start + IMPORT_BLOCK]
+                    x[start : start + block.size] = np.stack([read_image(files[i], shape) for i in block])
+                    done += block.size
+                    if progress is not None:
+                        progress(done, y.size)
                 f.create_dataset(f"{split}_set_y", data=y[idx])
             f.attrs.update(source=str(src.resolve()), size=size, test_fraction=test_fraction, seed=seed)
         os.replace(tmp, out)
     except OSError as e:
         tmp.unlink(missing_ok=True)
         raise DltrainError(f"cannot write {out}: {e}") from None
+    except BaseException:  # an unreadable image (named by read_image), or Ctrl-C: no half-written file stays
+        tmp.unlink(missing_ok=True)
+        raise
     counts = {split: np.bincount(y[parts[split]], minlength=len(classes)).tolist() for split in ("train", "test") if split in parts}
     return ImportResult(out, classes, counts, shape)

@@ -80,6 +80,15 @@ def split_dataset(ds, data, rng) -> dict[str, Split]:
     `ds` is a loaded Dataset, `data` the validated `data:` config; the test part is the dataset's
     own or carved by data.test_fraction, the dev part carved by data.dev_fraction or data.dev_size.
     """
+    splits = {}
+    for name, (part, idx) in split_parts(ds, data, rng).items():
+        X, y = (ds.X_train, ds.y_train) if part == "train" else (ds.X_test, ds.y_test)
+        splits[name] = Split(X, y) if idx is None else Split(X[:, idx], y[idx])
+    return splits
+
+
+def split_parts(ds, data, rng) -> dict[str, tuple[str, np.ndarray | None]]:
+    """The named splits as index sets: {split: ('train' or 'test' part of ds, sorted indices or None for all)}."""
     if ds.X_test is not None and data.test_fraction:
         raise DltrainError(
             f"data.test_fraction is set but the {data.dataset} data already has a test part "
@@ -87,13 +96,13 @@ def split_dataset(ds, data, rng) -> dict[str, Split]:
         )
     sizes = split_sizes(ds.y_train.size, data.dev_fraction, data.dev_size, data.test_fraction)
     if not sizes:
-        splits = {"train": Split(ds.X_train, ds.y_train)}
+        parts = {"train": ("train", None)}
     else:
-        parts = carve_splits(ds.y_train, sizes, rng)
-        splits = {k: Split(ds.X_train[:, parts[k]], ds.y_train[parts[k]]) for k in ("train", "dev", "test") if k in parts}
+        carved = carve_splits(ds.y_train, sizes, rng)
+        parts = {k: ("train", carved[k]) for k in ("train", "dev", "test") if k in carved}
     if ds.X_test is not None:
-        splits["test"] = Split(ds.X_test, ds.y_test)
-    return splits
+        parts["test"] = ("test", None)
+    return parts
 
 
 def normalization_stats(X_train: np.ndarray, kind: str) -> dict[str, np.ndarray]:

@@ -194,6 +194,14 @@ def update_running_stats(state, cache: ForwardCache, momentum: float):
                 running += (1.0 - momentum) * value
 
 
+def column_chunks(X, batch_size: int):
+    """X (n_x, m) as float column blocks (n_x, <= batch_size): examples held raw (dltrain.data.examples)
+    serve their own chunks, normalized into a reused buffer; an array is sliced."""
+    if hasattr(X, "chunks"):
+        return (chunk for _, chunk in X.chunks())
+    return (X[:, i : i + batch_size] for i in range(0, X.shape[1], batch_size))
+
+
 def evaluation_forward(X, params, net: Network, state=None, batch_size: int = 4096):
     """Evaluation mode (no dropout, running batch-norm statistics): X (n_x, m) -> AL, ZL (n_L, m).
 
@@ -201,8 +209,8 @@ def evaluation_forward(X, params, net: Network, state=None, batch_size: int = 40
     independent of the others, so chunking does not change the result.
     """
     outs = []
-    for i in range(0, X.shape[1], batch_size):
-        AL, cache = forward(X[:, i : i + batch_size], params, net, state, training=False)
+    for X_chunk in column_chunks(X, batch_size):
+        AL, cache = forward(X_chunk, params, net, state, training=False)
         outs.append((AL, cache.ZL))
     if len(outs) == 1:
         return outs[0]
@@ -217,8 +225,8 @@ def ever_active(X, params, net: Network, state=None, batch_size: int = 4096) -> 
     slope times smaller) on every example, so gradient descent cannot revive it.
     """
     seen = [np.zeros(spec.units, dtype=bool) for spec in net.layers[:-1]]
-    for i in range(0, X.shape[1], batch_size):
-        _, cache = forward(X[:, i : i + batch_size], params, net, state, training=False)
+    for X_chunk in column_chunks(X, batch_size):
+        _, cache = forward(X_chunk, params, net, state, training=False)
         for active, c in zip(seen, cache.layers[:-1]):
             active |= (c.A > 0).any(axis=1)
     return seen

@@ -81,12 +81,18 @@ def train_epochs(
     gradients); off by default so the hot path does no extra work.
     """
     m = X.shape[1]
+    full_batch = batch_size is None or batch_size >= m
+    # X is an array, or examples held raw that serve normalized columns (dltrain.data.examples): then
+    # each mini-batch is normalized into a reused buffer, and only full-batch training holds the
+    # whole normalized split (the single product the course computes), made once per epoch's inputs.
+    served = hasattr(X, "columns")
     # Examples as rows in memory make gathering a shuffled mini-batch a copy of contiguous rows;
     # the transposed view hands the engine the course's (n_x, m_batch) layout without a copy.
     # commands.build stores X column-major (each example contiguous), so X.T is already that array and
     # nothing is copied here; a row-major X is copied once.
-    rows_X = np.ascontiguousarray(X.T) if batch_size is not None and batch_size < m else None
-    rows_Y = np.ascontiguousarray(Y.T) if rows_X is not None else None
+    rows_X = np.ascontiguousarray(X.T) if not full_batch and not served else None
+    rows_Y = np.ascontiguousarray(Y.T) if not full_batch else None
+    X_full = np.asarray(X) if full_batch and served and augment is None else None
     use_dropout = net.has_dropout
     use_bn = any(s.batch_norm for s in net.layers)
     grads = None  # each step's weight gradients are written into the previous step's arrays
@@ -94,16 +100,23 @@ def train_epochs(
         started = time.perf_counter()
         if augment is not None:
             X_epoch = augment(epoch, X)
-            rows_X = np.ascontiguousarray(X_epoch.T) if rows_X is not None else None
+            if served and full_batch:
+                X_full = np.asarray(X_epoch)
+            elif rows_X is not None:
+                rows_X = np.ascontiguousarray(X_epoch.T)
         else:
             X_epoch = X
+        if hasattr(X_epoch, "check"):
+            X_epoch.check(epoch)
         lr = schedule(epoch)
-        perm = permutation(epoch) if permutation is not None and rows_X is not None else None
+        perm = permutation(epoch) if permutation is not None and not full_batch else None
         data_total = penalty_total = 0.0
         norms = None
         for cols in minibatches(m, batch_size, perm):
-            if rows_X is None:
-                Xb, Yb = X_epoch, Y
+            if full_batch:
+                Xb, Yb = (X_full if served else X_epoch), Y
+            elif served:
+                Xb, Yb = X_epoch.columns(cols), rows_Y[cols].T
             else:
                 Xb, Yb = rows_X[cols].T, rows_Y[cols].T
             rng = dropout_rng() if use_dropout else None
