@@ -5,7 +5,9 @@ leaves either the previous complete file or the new one. A run folder is never r
 exception is the empty .lock (see training_lock), which is only ever locked.
 """
 
+import contextlib
 import csv
+import errno
 import io
 import json
 import os
@@ -36,24 +38,39 @@ HISTORY_FLUSH_SECONDS = 2.0
 LOCK = ".lock"
 
 
+def write_error(path: Path, e: OSError) -> DltrainError:
+    """A failed write of a run file as one line naming the file; a full disk says so in plain words."""
+    if e.errno == errno.ENOSPC:
+        return DltrainError(f"cannot write {path}: no space left on the device; free some space and resume the run")
+    if e.errno == errno.EDQUOT:
+        return DltrainError(f"cannot write {path}: disk quota exceeded; free some space and resume the run")
+    return DltrainError(f"cannot write {path}: {e.strerror or one_line(e)}")
+
+
 @contextmanager
 def writing(path: Path):
     """A failed write of a run file (disk full, permissions) as DltrainError naming the file."""
     try:
         yield
     except OSError as e:
-        raise DltrainError(f"cannot write {path}: {e.strerror or one_line(e)}") from None
+        raise write_error(path, e) from None
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write `data` to path via a temporary file in the same folder and an atomic rename."""
+    """Write `data` to path via a temporary file in the same folder and an atomic rename; a failed
+    write (a full disk) removes its temporary file and leaves the previous complete file in place."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with writing(path):
-        with open(tmp, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data.encode() if isinstance(data, str) else data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
 
 
 def new_run_dir(runs_dir: Path, name: str, now: datetime | None = None) -> Path:
@@ -158,6 +175,20 @@ class RunWriter:
         self.write_text("history.csv", buf.getvalue())
         self._flushed_at = time.monotonic()
 
+    def overwrite_in_place(self, name: str, text: str) -> bool:
+        """Last resort on a full disk, where atomic_write has no room for its temporary copy:
+        rewrite the file's own blocks (a small summary.json keeps its size class). Not atomic, so
+        only for the final 'failed' mark; -> whether it worked."""
+        try:
+            with open(self.path(name), "r+b") as f:
+                f.write(text.encode())
+                f.truncate()
+                f.flush()
+                os.fsync(f.fileno())
+            return True
+        except OSError:
+            return False
+
     def remove(self, name: str) -> None:
         self.path(name).unlink(missing_ok=True)
 
@@ -168,20 +199,33 @@ class RunWriter:
         stored in the attributes themselves (fixed length, UTF-8), so a damaged file fails its
         checksum when read instead of sending libhdf5 after corrupt pointers (which can hang it).
         """
-        tmp = self.path(f".{name}.tmp-{os.getpid()}")
         with writing(self.path(name)):
-            with h5py.File(tmp, "w", libver=("v110", "latest")) as f:
-                for group, content in groups.items():
-                    if isinstance(content, str):
-                        data = content.encode()
-                        f.attrs.create(group, data, dtype=h5py.string_dtype("utf-8", max(len(data), 1)))
-                        continue
-                    g = f.create_group(group)
-                    for key, array in content.items():
-                        g.create_dataset(key.replace("/", "|"), data=np.asarray(array))
-            with open(tmp, "rb+") as f:  # on disk before the rename, like atomic_write
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path(name))
+            image = model_image(groups)
+        atomic_write(self.path(name), image)
+
+
+def model_image(groups: dict[str, dict[str, np.ndarray] | str]) -> bytes:
+    """The bytes of save_model's HDF5 file, built in memory.
+
+    libhdf5 never touches the disk here: a full disk fails the plain write of these bytes (an
+    OSError naming the file, the temporary file removed) instead of failing inside libhdf5's close,
+    which raised RuntimeError and left a half-closed file object behind (a later close of it could
+    crash the process). The file is opened and closed exactly once, in this function.
+    """
+    buffer = io.BytesIO()
+    f = h5py.File(buffer, "w", libver=("v110", "latest"))
+    try:
+        for group, content in groups.items():
+            if isinstance(content, str):
+                data = content.encode()
+                f.attrs.create(group, data, dtype=h5py.string_dtype("utf-8", max(len(data), 1)))
+                continue
+            g = f.create_group(group)
+            for key, array in content.items():
+                g.create_dataset(key.replace("/", "|"), data=np.asarray(array))
+    finally:
+        f.close()
+    return buffer.getvalue()
 
 
 def read_model(path: Path, what: str = "model file") -> dict[str, dict[str, np.ndarray] | str]:

@@ -332,13 +332,13 @@ def test_a_run_file_that_cannot_be_written_fails_the_run_cleanly(tmp_path, monke
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(runs.h5py, "File", full)
+    monkeypatch.setattr(runs, "model_image", full)
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({"data": {"dataset": "moons"}, "model": {"layers": ["auto", 3, 1]},
                                     "training": {"epochs": 4, "checkpoint_every": 2}}))
     res = runner.invoke(app, ["train", str(path), "--run-dir", str(tmp_path / "run"), "-q"])
     assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.output
-    assert res.output.strip() == f"error: cannot write {tmp_path / 'run' / 'checkpoint.h5'}: No space left on device"
+    assert res.output.strip() == f"error: cannot write {tmp_path / 'run' / 'checkpoint.h5'}: no space left on the device; free some space and resume the run"
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert (summary["status"], summary["epochs_run"]) == ("failed", 2)
 

@@ -18,6 +18,7 @@ from dltrain.commands.build import Prepared, Training, build_dropout_rng, build_
 from dltrain.commands.run import Run
 from dltrain.commands.trained import Trained, run_config, split_plots
 from dltrain.config import Config, load_config
+from dltrain.data.files import one_line
 from dltrain.engine.model import (
     evaluate,
 )
@@ -246,7 +247,7 @@ def resume(
         # Holding the lock proves the process that wrote 'running' is gone, whatever its pid is now.
         if status == "running" and not locked and still_running(summary):
             raise DltrainError(f"{run_dir} is still being trained by process {summary['pid']}: stop it first (Ctrl-C)")
-        if status not in ("running", "interrupted"):
+        if status not in ("running", "interrupted", "failed"):
             raise DltrainError(f"{run_dir}/summary.json has no run status; is {run_dir} a dltrain run folder?")
         if not (run_dir / CHECKPOINT).is_file():
             raise DltrainError(
@@ -363,8 +364,7 @@ def fit(cfg: Config, data: Prepared, t: Training, run: RunWriter, summary: dict,
                     if checkpointed is not None else f"it has no checkpoint to resume from: train it again with dltrain train {run.path('config.yaml')}")
             raise Interrupted(f"aborted during epoch {epochs_run} of {epochs}; {then}", run.dir) from None
         except DltrainError as e:  # a run file that cannot be written (disk full, permissions)
-            with contextlib.suppress(DltrainError):
-                mark("failed", str(e))
+            mark_failed(run, summary, str(e), epochs_run, started)
             raise
 
     if interrupted:
@@ -375,6 +375,32 @@ def fit(cfg: Config, data: Prepared, t: Training, run: RunWriter, summary: dict,
             run.dir,
         )
 
+    try:
+        return finish(cfg, data, t, run, summary, epochs_run, started)
+    except DltrainError as e:
+        mark_failed(run, summary, str(e), epochs_run, started)
+        raise
+    except Exception as e:  # a figure matplotlib cannot draw: the trained model is kept, the run is not left 'running'
+        message = f"{run.dir}: training finished but writing its results failed ({type(e).__name__}: {one_line(e)}); the model is in {run.path('model.h5')}"
+        mark_failed(run, summary, message, epochs_run, started)
+        raise DltrainError(message) from None
+
+
+def mark_failed(run: RunWriter, summary: dict, reason: str, epochs_run: int, started: float) -> None:
+    """Mark the run 'failed' as far as the disk allows: a full disk may refuse the history and still
+    take the small summary.json (or refuse both; the error being raised says why either way)."""
+    with contextlib.suppress(DltrainError):
+        run.flush_history()
+    summary.update(status="failed", stop_reason=reason, epochs_run=epochs_run, duration_seconds=round(time.perf_counter() - started, 3))
+    try:
+        run.write_json("summary.json", summary)
+    except DltrainError:
+        run.overwrite_in_place("summary.json", json.dumps(summary, indent=2) + "\n")
+
+
+def finish(cfg: Config, data: Prepared, t: Training, run: RunWriter, summary: dict, epochs_run: int, started: float) -> Run:
+    """After the last epoch: metrics, model.h5, figures, the completed summary; the checkpoint goes."""
+    es, stopper, epochs = cfg.regularization.early_stopping, t.stopper, cfg.training.epochs
     run.flush_history()
     marks = {}
     stop_reason = "finished all epochs"
