@@ -33,6 +33,7 @@ from dltrain.config import read_yaml
 from dltrain.data.files import one_line
 from dltrain.data.limits import check_array_size
 from dltrain.errors import DltrainError
+from dltrain.safe_read import MAX_HISTORY_BYTES, MAX_JSON_BYTES, check_regular, read_text_limited
 
 HISTORY_FLUSH_SECONDS = 2.0
 LOCK = ".lock"
@@ -234,8 +235,7 @@ def read_model(path: Path, what: str = "model file") -> dict[str, dict[str, np.n
     Every array's declared size and type are checked before it is read, so a corrupt or hostile
     file cannot make dltrain allocate more than the machine has.
     """
-    if not Path(path).is_file():
-        raise DltrainError(f"{what} {path} not found")
+    check_regular(Path(path), what)
     try:
         with h5py.File(path, "r") as f:
             out: dict[str, Any] = {k: v.decode() if isinstance(v, bytes) else str(v) for k, v in f.attrs.items()}
@@ -259,8 +259,8 @@ def read_model(path: Path, what: str = "model file") -> dict[str, dict[str, np.n
 def read_json_file(path: Path) -> Any:
     """A JSON file written by dltrain, or None when it is missing or unreadable."""
     try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
+        return json.loads(read_text_limited(Path(path), MAX_JSON_BYTES, "run file"))
+    except (DltrainError, ValueError, RecursionError):
         return None
 
 
@@ -297,11 +297,11 @@ class RunRecord(NamedTuple):
 
 def read_history(path: Path) -> list[dict]:
     """history.csv -> rows of numbers, or DltrainError naming the file."""
+    text = read_text_limited(Path(path), MAX_HISTORY_BYTES, "history file")
     try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except OSError as e:
-        raise DltrainError(f"cannot read {path}: {e.strerror}") from None
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    except csv.Error as e:
+        raise DltrainError(f"{path} is not a dltrain history file ({one_line(e)})") from None
     try:
         return [
             {k: None if v in ("", None) else int(v) if k in ("epoch", "iteration") else float(v) for k, v in row.items()}
@@ -313,14 +313,19 @@ def read_history(path: Path) -> list[dict]:
 
 def _read_json(path: Path) -> dict:
     try:
-        obj = json.loads(path.read_text())
-    except OSError as e:
-        raise DltrainError(f"cannot read {path}: {e.strerror}") from None
+        obj = json.loads(read_text_limited(path, MAX_JSON_BYTES, "run file"))
+    except RecursionError:
+        raise DltrainError(f"{path} nests too deeply to be a dltrain run file") from None
     except ValueError as e:
-        raise DltrainError(f"{path} is not valid JSON ({e})") from None
+        raise DltrainError(f"{path} is not valid JSON ({one_line(e)})") from None
     if not isinstance(obj, dict):
         raise DltrainError(f"{path}: expected a JSON object")
     return obj
+
+
+def present(path: Path) -> bool:
+    """Whether a run file is there, as anything: a symlink to a device is there (and refused when read), not skipped."""
+    return os.path.lexists(path)
 
 
 def is_run_dir(path: Path) -> bool:
@@ -336,10 +341,10 @@ def load_run(run_dir: Path) -> RunRecord:
     if not is_run_dir(run_dir):
         raise DltrainError(f"{run_dir} is not a dltrain run folder (it has no summary.json)")
     config = {}
-    if (run_dir / "config.yaml").is_file():
+    if present(run_dir / "config.yaml"):
         config = read_yaml(run_dir / "config.yaml") or {}
-    history = read_history(run_dir / "history.csv") if (run_dir / "history.csv").is_file() else []
-    metrics = _read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}
+    history = read_history(run_dir / "history.csv") if present(run_dir / "history.csv") else []
+    metrics = _read_json(run_dir / "metrics.json") if present(run_dir / "metrics.json") else {}
     return RunRecord(run_dir, config, history, metrics, _read_json(run_dir / "summary.json"))
 
 

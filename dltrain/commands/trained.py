@@ -19,6 +19,7 @@ from dltrain.errors import DltrainError
 from dltrain.evaluation import confusion_matrix
 from dltrain.runs import (
     is_run_dir,
+    present,
     read_model,
 )
 
@@ -50,7 +51,7 @@ def run_config(run_dir: Path) -> Config:
 def load_trained(run_dir: Path) -> Trained:
     """Reload model.h5 of a run folder, or DltrainError saying what is missing."""
     run_dir = Path(run_dir)
-    if not (run_dir / "model.h5").is_file():
+    if not present(run_dir / "model.h5"):
         raise DltrainError(f"{run_dir} is not a finished dltrain run: it has no model.h5")
     saved = read_model(run_dir / "model.h5")
     try:
