@@ -8,6 +8,7 @@ exception is the empty .lock (see training_lock), which is only ever locked.
 import contextlib
 import csv
 import errno
+import hashlib
 import io
 import json
 import os
@@ -30,7 +31,7 @@ import numpy as np
 import yaml
 
 from dltrain.config import read_yaml
-from dltrain.data.files import one_line
+from dltrain.data.files import one_line, plain_dataset
 from dltrain.data.limits import check_array_size
 from dltrain.errors import DltrainError
 from dltrain.safe_read import MAX_HISTORY_BYTES, MAX_JSON_BYTES, check_regular, read_text_limited
@@ -214,6 +215,7 @@ def model_image(groups: dict[str, dict[str, np.ndarray] | str]) -> bytes:
     crash the process). The file is opened and closed exactly once, in this function.
     """
     buffer = io.BytesIO()
+    checksums = {}
     f = h5py.File(buffer, "w", libver=("v110", "latest"))
     try:
         for group, content in groups.items():
@@ -223,35 +225,70 @@ def model_image(groups: dict[str, dict[str, np.ndarray] | str]) -> bytes:
                 continue
             g = f.create_group(group)
             for key, array in content.items():
-                g.create_dataset(key.replace("/", "|"), data=np.asarray(array))
+                array = np.asarray(array)
+                g.create_dataset(key.replace("/", "|"), data=array)
+                checksums[f"{group}/{key}"] = array_checksum(array)
+        data = json.dumps(checksums).encode()
+        f.attrs.create(CHECKSUMS, data, dtype=h5py.string_dtype("utf-8", max(len(data), 1)))
     finally:
         f.close()
     return buffer.getvalue()
+
+
+CHECKSUMS = "checksums"
+MAX_ATTRIBUTE_BYTES = 10 * 2**20
+
+
+def array_checksum(array: np.ndarray) -> str:
+    """sha256 of an array's dtype, shape and bytes: what model.h5 records of each array it holds."""
+    h = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
+    h.update(array.tobytes())  # C order, whatever the array's layout
+    return h.hexdigest()
 
 
 def read_model(path: Path, what: str = "model file") -> dict[str, dict[str, np.ndarray] | str]:
     """Inverse of RunWriter.save_model, or DltrainError naming the file.
 
     Every array's declared size and type are checked before it is read, so a corrupt or hostile
-    file cannot make dltrain allocate more than the machine has.
+    file cannot make dltrain allocate more than the machine has; links, external storage and
+    oversized attributes are refused; each array is checked against the checksum recorded when it
+    was written (files written before checksums load without the check).
     """
     check_regular(Path(path), what)
     try:
         with h5py.File(path, "r") as f:
-            out: dict[str, Any] = {k: v.decode() if isinstance(v, bytes) else str(v) for k, v in f.attrs.items()}
-            for group, g in f.items():
-                if not isinstance(g, h5py.Group):
+            out: dict[str, Any] = {}
+            for k in f.attrs:
+                if f.attrs.get_id(k).get_storage_size() > MAX_ATTRIBUTE_BYTES:
+                    raise DltrainError(f"{what} {path}: the attribute {k} is larger than {MAX_ATTRIBUTE_BYTES} bytes")
+                v = f.attrs[k]
+                out[k] = v.decode() if isinstance(v, bytes) else str(v)
+            checksums = json.loads(out.pop(CHECKSUMS, "null"))
+            if checksums is not None and not (isinstance(checksums, dict) and all(isinstance(v, str) for v in checksums.values())):
+                raise DltrainError(f"{what} {path}: the attribute {CHECKSUMS} is not a mapping of array names to checksums")
+            for group in f:
+                if not isinstance(f.get(group, getlink=True), h5py.HardLink) or not isinstance(f[group], h5py.Group):
                     raise DltrainError(f"{what} {path}: unexpected entry {group}")
+                g = f[group]
                 out[group] = {}
-                for key, ds in g.items():
-                    where = f"{what} {path}: {group}/{key}"
-                    if not isinstance(ds, h5py.Dataset) or ds.dtype.kind not in "biuf":
-                        raise DltrainError(f"{where} should be a numeric array, got {getattr(ds, 'dtype', 'a group')}")
+                for key in g:
+                    name = key.replace("|", "/")
+                    where = f"{what} {path}: {group}/{name}"
+                    ds = plain_dataset(where, g, key)
+                    if ds.dtype.kind not in "biuf":
+                        raise DltrainError(f"{where} should be a numeric array, got {ds.dtype}")
                     check_array_size(where, ds.shape, ds.dtype.itemsize)
-                    out[group][key.replace("|", "/")] = np.asarray(ds[()])
+                    array = np.asarray(ds[()])
+                    if checksums is not None and checksums.get(f"{group}/{name}") != array_checksum(array):
+                        raise DltrainError(f"{where} does not match its recorded checksum: the file was changed or damaged")
+                    out[group][name] = array
+            if checksums is not None and set(checksums) != {f"{g}/{k}" for g, arrays in out.items() if isinstance(arrays, dict) for k in arrays}:
+                raise DltrainError(f"{what} {path}: its arrays are not those its {CHECKSUMS} attribute records (one was added or removed)")
             return out
     except DltrainError:
         raise
+    except RecursionError:
+        raise DltrainError(f"{what} {path}: an attribute nests too deeply") from None
     except Exception as e:  # h5py fed damaged bytes fails every way (OSError, KeyError, TypeError, ...)
         raise DltrainError(f"{what} {path} is not a readable dltrain model; the file is damaged ({type(e).__name__}: {one_line(e)})") from None
 
@@ -343,9 +380,33 @@ def load_run(run_dir: Path) -> RunRecord:
     config = {}
     if present(run_dir / "config.yaml"):
         config = read_yaml(run_dir / "config.yaml") or {}
+        check_shape(run_dir / "config.yaml", config, {"model": dict, "optimizer": dict, "training": dict,
+                                                       "regularization": dict, "data": dict, "name": str})
+        check_shape(run_dir / "config.yaml", config.get("model", {}), {"layers": list}, "model.")
     history = read_history(run_dir / "history.csv") if present(run_dir / "history.csv") else []
     metrics = _read_json(run_dir / "metrics.json") if present(run_dir / "metrics.json") else {}
-    return RunRecord(run_dir, config, history, metrics, _read_json(run_dir / "summary.json"))
+    check_shape(run_dir / "metrics.json", metrics, dict.fromkeys(("train", "dev", "test"), dict))
+    for split in ("train", "dev", "test"):
+        check_shape(run_dir / "metrics.json", metrics.get(split, {}), dict.fromkeys(("cost", "accuracy"), NUMBER) | {"examples": int},
+                    f"{split}.")
+    summary = _read_json(run_dir / "summary.json")
+    check_shape(run_dir / "summary.json", summary, {"status": str, "name": str, "data_fingerprint": str, "epochs_run": int,
+                                                    "stopped_epoch": int, "best_epoch": int, "duration_seconds": NUMBER,
+                                                    "resumed": list, "pid": int, "host": str})
+    return RunRecord(run_dir, config, history, metrics, summary)
+
+
+NUMBER = (int, float)
+
+
+def check_shape(path: Path, obj: Any, types: dict[str, type | tuple], prefix: str = "") -> None:
+    """DltrainError naming the file and field when one of the keys dltrain reads has a value of another type."""
+    if not isinstance(obj, dict):
+        raise DltrainError(f"{path}: {prefix.rstrip('.') or 'the file'} should be a mapping, got {type(obj).__name__}")
+    for key, kind in types.items():
+        value = obj.get(key)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool) and kind is not bool):
+            raise DltrainError(f"{path}: {prefix}{key} has the wrong type ({type(value).__name__}: {str(value)[:60]})")
 
 
 def list_run_dirs(runs_dir: Path) -> list[Path]:

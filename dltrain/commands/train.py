@@ -100,6 +100,7 @@ def restore_checkpoint(t: Training, path: Path, cfg: Config) -> dict:
                 if saved[name][k].shape != v.shape:
                     raise DltrainError(f"checkpoint {path}: {name}/{k} is {saved[name][k].shape}, the config makes it {v.shape}")
                 v[...] = saved[name][k]
+        check_slots(path, saved, t)
         loop = json.loads(saved["loop"])
         if loop["config"] != checked_config(cfg, t.net.n_x):
             raise DltrainError(f"{path.parent / 'config.yaml'} was changed after the checkpoint was written; "
@@ -114,8 +115,23 @@ def restore_checkpoint(t: Training, path: Path, cfg: Config) -> dict:
             raise ValueError(f"it ends with epoch {loop['epoch']}, but the run trains epochs 0 to {epochs - 1}")
         set_rng_state(t.rng, loop["rng"])
         return loop
+    except RecursionError:
+        raise DltrainError(f"checkpoint {path}: its loop attribute nests too deeply") from None
     except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as e:
         raise DltrainError(f"checkpoint {path} is incomplete or from another config ({type(e).__name__}: {e})") from None
+
+
+def check_slots(path: Path, saved: dict, t: Training) -> None:
+    """The checkpoint's optimizer and early-stopping arrays: scalars where counters are, and every
+    'slot/name' array of the shape of the parameter (or state buffer) it belongs to."""
+    shapes = {**{k: v.shape for k, v in t.params.items()}, **{k: v.shape for k, v in t.state.items()}}
+    for group in ("optimizer", "early_stopping"):
+        for key, a in saved.get(group, {}).items() if isinstance(saved.get(group), dict) else ():
+            slot, _, name = key.rpartition("/")
+            want = shapes.get(name) if slot else ()
+            if want is None or a.shape != want:
+                raise DltrainError(f"checkpoint {path}: {group}/{key} should have shape {want}, got {a.shape}"
+                                   if want is not None else f"checkpoint {path}: {group}/{key} is not an array of this model")
 
 
 def initial_cost(data: Prepared, t: Training) -> float:

@@ -55,6 +55,21 @@ def _npz(path: Path, names: list[str]):
         return list(f.files), {k: f[k] for k in names if k in f.files}
 
 
+def plain_dataset(where: str, parent: h5py.Group, key: str) -> h5py.Dataset:
+    """parent[key] when it is a dataset stored in this file, or DltrainError: an HDF5 file can link
+    to other files (external links) or keep a dataset's bytes in any file of the machine (external
+    storage, virtual datasets); dltrain reads only what the file itself holds."""
+    link = parent.get(key, getlink=True)
+    if not isinstance(link, h5py.HardLink):
+        raise DltrainError(f"{where} is a link ({type(link).__name__}); dltrain reads only arrays stored in the file itself")
+    ds = parent[key]
+    if not isinstance(ds, h5py.Dataset):
+        raise DltrainError(f"{where} should be an array, got a group")
+    if ds.external or ds.is_virtual:
+        raise DltrainError(f"{where} keeps its data in other files (external storage); dltrain reads only arrays stored in the file itself")
+    return ds
+
+
 def _h5(path: Path, names: list[str]):
     survives(lambda: _read_h5(path, names), path)
     return _read_h5(path, names)
@@ -65,10 +80,9 @@ def _read_h5(path: Path, names: list[str]):
         out = {}
         for k in names:
             if k in f:
-                if not isinstance(f[k], h5py.Dataset):
-                    raise DltrainError(f"data file {path}: {k} is a group, expected an array")
-                check_array_size(f"data file {path}: {k}", f[k].shape, f[k].dtype.itemsize)
-                out[k] = f[k][()]
+                ds = plain_dataset(f"data file {path}: {k}", f, k)
+                check_array_size(f"data file {path}: {k}", ds.shape, ds.dtype.itemsize)
+                out[k] = ds[()]
         return list(f.keys()), out
 
 
