@@ -29,6 +29,10 @@ from dltrain.engine.schedules import SCHEDULES
 from dltrain.engine.train import EarlyStopping
 from dltrain.errors import DltrainError
 
+# Characters in a class name: names are drawn in figures and printed by predict (a 10 MB name took
+# matplotlib over a minute). trained.py checks a saved model.h5 against the same bound.
+MAX_CLASS_NAME = 200
+
 
 class Prepared(NamedTuple):
     """Normalized arrays in the run's dtype, X (n_x, m) and Y (n_L, m), per split name."""
@@ -71,6 +75,10 @@ def prepare_data(cfg: Config, trained=None) -> Prepared:
         )
     n_out = cfg.model.layers[-1]
     n_classes = len(ds.classes)
+    long = next((c for c in ds.classes if len(c) > MAX_CLASS_NAME), None)
+    if long is not None:
+        raise DltrainError(f"the data ({source}) name a class of {len(long)} characters ({long[:20]!r}...); class names "
+                           f"are at most {MAX_CLASS_NAME} characters (they are drawn in figures and printed by predict)")
     if cfg.model.output_activation == "sigmoid" and n_classes > 2:
         fix = (f"use output_activation: softmax with layers[-1] = {n_classes}" if trained is None
                else f"evaluate it on data with 2 classes{like_run}")

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import numpy as np
 
 from dltrain import plots
-from dltrain.commands.build import build_network
+from dltrain.commands.build import MAX_CLASS_NAME, build_network
 from dltrain.config import Config, read_yaml, validate_config
 from dltrain.data.prepare import apply_normalization, undo_normalization
 from dltrain.engine.model import (
@@ -48,7 +48,7 @@ def run_config(run_dir: Path) -> Config:
     return validate_config(read_yaml(path), source=str(path))
 
 
-MAX_CLASS_NAME = 200  # characters: a name is drawn in figures and printed by predict
+
 IMAGE_CHANNELS = (1, 3, 4)  # grey, RGB, RGBA: what an image can be drawn as
 
 
@@ -161,6 +161,7 @@ def predictions(AL: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 MAX_GRID_IMAGES = 24
+MAX_PLOT_CLASSES = 100  # a confusion matrix of more classes is unreadable and costly to draw; confusion.csv has them all
 
 
 def split_plots(model: Trained, split: str, X: np.ndarray, y: np.ndarray, kinds: tuple[str, ...]) -> dict[str, "plots.Figure"]:
@@ -176,7 +177,7 @@ def split_plots(model: Trained, split: str, X: np.ndarray, y: np.ndarray, kinds:
     if not {"misclassified", "confusion_matrix"} & set(kinds):
         return out
     pred, prob = predictions(evaluation_forward(X, params, net, state)[0])
-    if "confusion_matrix" in kinds and net.layers[-1].units > 1:
+    if "confusion_matrix" in kinds and 1 < net.layers[-1].units <= MAX_PLOT_CLASSES:
         counts = confusion_matrix(y, pred, len(model.classes))
         out["confusion_matrix"] = plots.confusion_heatmap(counts, model.classes, f"{name}: confusion matrix ({split})")
     wrong = np.flatnonzero(pred != y)

@@ -84,6 +84,8 @@ def safe_tree(text: str, source: str) -> Any:
         tree = loader.get_single_data()
     except RecursionError:
         raise DltrainError(f"{source} nests deeper than {MAX_CONFIG_DEPTH} levels", 2) from None
+    except ValueError as e:  # an integer of more digits than Python converts (4300)
+        raise DltrainError(f"{source}: {' '.join(str(e).split()[:12])}", 2) from None
     finally:
         loader.dispose()
     if expanded_size(tree, {}, 0, source) > MAX_CONFIG_NODES:

@@ -12,10 +12,11 @@ import h5py
 import numpy as np
 import scipy.io
 
-from dltrain.data.limits import check_array_size, survives
+from dltrain.data.limits import MAX_ARRAY_BYTES, check_array_size, survives
 from dltrain.errors import DltrainError
 
 MAX_CLASSES = 100_000  # a larger label is a damaged file, not a class
+MAX_CSV_BYTES = MAX_ARRAY_BYTES // 16
 FORMATS = {".npz": "NumPy .npz", ".h5": "HDF5", ".hdf5": "HDF5", ".mat": "MATLAB .mat"}
 
 
@@ -142,6 +143,10 @@ def read_single_array(path: Path, key: str | None) -> np.ndarray:
 def read_csv(path: Path, label_column: str) -> tuple[np.ndarray, np.ndarray]:
     """A numeric csv with a header row -> features (m, n_x) from every other column, labels (m,)."""
     require_file(path, "check data.path")
+    size = path.stat().st_size
+    if size > MAX_CSV_BYTES:
+        raise DltrainError(f"data file {path} is {size / 2**20:.1f} MiB; a CSV file may have at most {MAX_CSV_BYTES / 2**20:.0f} MiB "
+                           f"(parsed as text it takes ~20 times its size): save the data as .npz or .h5 instead")
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             rows = csv.reader(f)
@@ -149,7 +154,7 @@ def read_csv(path: Path, label_column: str) -> tuple[np.ndarray, np.ndarray]:
             if not header:
                 raise DltrainError(f"data file {path} is empty; expected a header row naming the columns")
             if label_column not in header:
-                raise DltrainError(f"data file {path} has no column {label_column!r}; its columns are: {', '.join(header)}")
+                raise DltrainError(f"data file {path} has no column {label_column!r}; its columns are: {', '.join(header)[:500]}")
             values = []
             for line, row in enumerate(rows, start=2):
                 if not row:
@@ -161,10 +166,12 @@ def read_csv(path: Path, label_column: str) -> tuple[np.ndarray, np.ndarray]:
                 except ValueError:
                     bad = next(i for i, v in enumerate(row) if not _is_number(v))
                     raise DltrainError(
-                        f"data file {path}, line {line}, column {header[bad]!r}: {row[bad]!r} is not a number"
+                        f"data file {path}, line {line}, column {header[bad]!r}: {row[bad][:40]!r} is not a number"
                     ) from None
     except UnicodeDecodeError as e:
         raise DltrainError(f"data file {path} is not UTF-8 text (byte {e.start})") from None
+    except csv.Error as e:  # a field over the csv module's limit (131,072 characters), a NUL byte, ...
+        raise DltrainError(f"data file {path}, line {rows.line_num}: {one_line(e)}") from None
     except OSError as e:
         raise DltrainError(f"cannot read data file {path}: {e.strerror}") from None
     if not values:

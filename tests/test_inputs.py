@@ -1,0 +1,93 @@
+"""Inputs that used to end in a traceback end in one line naming the field (issue #20)."""
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from dltrain.cli import app
+
+runner = CliRunner()
+BASE = {"data": {"dataset": "moons", "n_samples": 40}, "model": {"layers": ["auto", 3, 1]}, "training": {"epochs": 2}}
+
+
+def one_line(res, code):
+    assert res.exit_code == code and isinstance(res.exception, SystemExit), res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.output
+    return lines[0]
+
+
+@pytest.fixture
+def config(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(BASE))
+    return path
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("data.split_seed=-1", "data.split_seed"), ("data.split_seed=1e20", "data.split_seed"), ("seed=4294967296", "seed"),
+    ("training.epochs=" + "9" * 5000, "--set training.epochs"),
+])
+def test_bad_overrides(config, tmp_path, override, expected):
+    res = runner.invoke(app, ["train", str(config), "--runs-dir", str(tmp_path / "runs"), "--set", override, "-q"])
+    assert expected in one_line(res, 2)
+
+
+@pytest.mark.parametrize("data", [{"dataset": "cat", "dir": "a\0b"}, {"dataset": "file", "path": "x\0.npz"}])
+def test_a_nul_byte_in_a_path(tmp_path, data):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({**BASE, "data": data}))
+    line = one_line(runner.invoke(app, ["train", str(path), "--runs-dir", str(tmp_path / "runs"), "-q"]), 2)
+    assert "data.dir" in line or "data.path" in line
+
+
+def test_a_csv_field_over_the_csv_limit(tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text("a,b,label\n" + "1," + "2" * 140_000 + ",0\n")
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({**BASE, "data": {"dataset": "file", "path": str(data), "label_column": "label"}}))
+    line = one_line(runner.invoke(app, ["train", str(path), "--runs-dir", str(tmp_path / "runs"), "-q"]), 1)
+    assert f"data file {data}, line 2: field larger than field limit" in line
+
+
+def images_file(path, channels=3, classes=(b"no", b"yes")):
+    rng = np.random.default_rng(0)
+    with h5py.File(path, "w") as f:
+        f["train_set_x"] = rng.integers(0, 255, (20, 4, 4, channels), dtype=np.uint8)
+        f["train_set_y"] = np.arange(20) % 2
+        f["list_classes"] = np.array(classes)
+    return path
+
+
+def test_five_channel_images_are_refused_before_training(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({**BASE, "data": {"dataset": "images", "path": str(images_file(tmp_path / "i.h5", 5))}}))
+    line = one_line(runner.invoke(app, ["train", str(path), "--runs-dir", str(tmp_path / "runs"), "-q"]), 1)
+    assert "train_set_x has 5 channels per pixel" in line
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_class_name_is_length_limited(tmp_path):
+    path = tmp_path / "c.yaml"
+    data = images_file(tmp_path / "i.h5", 3, (b"no", b"y" * 1_000_000))
+    path.write_text(yaml.safe_dump({**BASE, "data": {"dataset": "images", "path": str(data)}}))
+    line = one_line(runner.invoke(app, ["train", str(path), "--runs-dir", str(tmp_path / "runs"), "-q"]), 1)
+    assert "class names are at most 200 characters" in line
+
+
+def test_a_run_that_fails_while_plotting_is_failed_with_its_model_kept(tmp_path, config, monkeypatch):
+    import json
+
+    from dltrain import plots
+
+    def broken(*args, **kwargs):
+        raise ValueError("Invalid shape for image data")
+
+    monkeypatch.setattr(plots, "decision_boundary", broken)
+    run = tmp_path / "run"
+    line = one_line(runner.invoke(app, ["train", str(config), "--run-dir", str(run), "-q"]), 1)
+    assert "training finished but writing its results failed (ValueError: Invalid shape for image data)" in line
+    assert json.loads((run / "summary.json").read_text())["status"] == "failed"
+    assert (run / "model.h5").is_file()
