@@ -3,6 +3,7 @@
 Only the CLI imports this module (rich output on the terminal, plain wide tables when piped).
 """
 
+import re
 import time
 
 from rich.console import Console
@@ -225,3 +226,12 @@ def print_leaderboard(outcome, metric: str, reused: int) -> None:
         out.print(f"{failed} trials failed or diverged (see leaderboard.csv)")
     if outcome.best is not None:
         out.print(f"best: trial {outcome.best['trial']}, config in {folder / 'best.yaml'}", soft_wrap=True, markup=False)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\\]")
+
+
+def escape_field(text: str) -> str:
+    """A field of a tab-separated output line: control characters (tab, newline, ...) and the
+    backslash written as \\xNN escapes, so each record stays one line of exactly its fields."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)

@@ -91,3 +91,31 @@ def test_a_run_that_fails_while_plotting_is_failed_with_its_model_kept(tmp_path,
     assert "training finished but writing its results failed (ValueError: Invalid shape for image data)" in line
     assert json.loads((run / "summary.json").read_text())["status"] == "failed"
     assert (run / "model.h5").is_file()
+
+
+def test_a_run_diverging_at_epoch_0_keeps_that_row(tmp_path):
+    import csv
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"data": {"dataset": "moons", "n_samples": 200}, "model": {"layers": ["auto", 8, 1]},
+                                    "optimizer": {"name": "gd", "learning_rate": 1e4},
+                                    "training": {"epochs": 5, "batch_size": 8, "log_every": 1}}))
+    line = one_line(runner.invoke(app, ["train", str(path), "--run-dir", str(tmp_path / "run"), "-q"]), 1)
+    assert "training diverged at epoch 0" in line
+    rows = list(csv.DictReader((tmp_path / "run" / "history.csv").open()))
+    assert [r["epoch"] for r in rows] == ["0"]
+
+
+def test_predict_escapes_control_characters_in_class_names(tmp_path, config):
+    import json
+
+    run = tmp_path / "run"
+    assert runner.invoke(app, ["train", str(config), "--run-dir", str(run), "-q"]).exit_code == 0
+    with h5py.File(run / "model.h5", "r+") as f:
+        f.attrs["classes"] = json.dumps(["no\nreally\\", "yes\tplease\x1b[31m"])
+    np.savez(tmp_path / "x.npz", x=np.array([[-5.0, 5.0], [5.0, -5.0], [0.0, 0.0]]))
+    res = runner.invoke(app, ["predict", str(run), str(tmp_path / "x.npz")])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert len(lines) == 3 and all(len(line.split("\t")) == 3 for line in lines), lines
+    assert {line.split("\t")[1] for line in lines} <= {"no\\x0areally\\x5c", "yes\\x09please\\x1b[31m"}

@@ -175,7 +175,7 @@ def test_learning_rate_1e6_diverges_with_history_kept(tmp_path):
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "diverged" and "diverged at epoch 1" in summary["stop_reason"]
     rows = list(csv.DictReader((tmp_path / "run" / "history.csv").open()))
-    assert [r["epoch"] for r in rows] == ["0"]
+    assert [r["epoch"] for r in rows] == ["0", "1"]  # the epoch it diverged in included
     # The last checkpoint is from before the cost blew up, and it is kept.
     with h5py.File(tmp_path / "run" / "checkpoint.h5") as f:
         assert json.loads(f.attrs["loop"])["epoch"] == 0

@@ -334,7 +334,6 @@ def fit(cfg: Config, data: Prepared, t: Training, run: RunWriter, summary: dict,
                 start_epoch=epochs_run,
                 grad_norms=cfg.training.log_norms,
             ):
-                check_growth(r, baseline, cfg.training.divergence_factor)
                 epochs_run = r.epoch + 1
                 row = None
                 dev = evaluate(data.X["dev"], data.Y["dev"], t.params, t.net, t.state) if stopper or has_dev and (
@@ -355,6 +354,8 @@ def fit(cfg: Config, data: Prepared, t: Training, run: RunWriter, summary: dict,
                     if cfg.training.log_norms:
                         row.update(norm_row(t.params, r.grad_norms, t.net.L))
                     run.log(row)
+                # After logging: a run that diverges keeps the row of the epoch it diverged in (epoch 0 included).
+                check_growth(r, baseline, cfg.training.divergence_factor)
                 if progress is not None:
                     progress(r, row)
                 if stop or epochs_run == epochs:
