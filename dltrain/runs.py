@@ -11,6 +11,7 @@ import errno
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -32,7 +33,7 @@ import yaml
 
 from dltrain.config import read_yaml
 from dltrain.data.files import one_line, plain_dataset
-from dltrain.data.limits import check_array_size
+from dltrain.data.limits import check_array_size, check_budget
 from dltrain.errors import DltrainError
 from dltrain.safe_read import MAX_HISTORY_BYTES, MAX_JSON_BYTES, check_regular, read_text_limited
 
@@ -266,6 +267,7 @@ def read_model(path: Path, what: str = "model file") -> dict[str, dict[str, np.n
             checksums = json.loads(out.pop(CHECKSUMS, "null"))
             if checksums is not None and not (isinstance(checksums, dict) and all(isinstance(v, str) for v in checksums.values())):
                 raise DltrainError(f"{what} {path}: the attribute {CHECKSUMS} is not a mapping of array names to checksums")
+            declared = 0
             for group in f:
                 if not isinstance(f.get(group, getlink=True), h5py.HardLink) or not isinstance(f[group], h5py.Group):
                     raise DltrainError(f"{what} {path}: unexpected entry {group}")
@@ -278,6 +280,8 @@ def read_model(path: Path, what: str = "model file") -> dict[str, dict[str, np.n
                     if ds.dtype.kind not in "biuf":
                         raise DltrainError(f"{where} should be a numeric array, got {ds.dtype}")
                     check_array_size(where, ds.shape, ds.dtype.itemsize)
+                    declared += math.prod(ds.shape) * 8
+                    check_budget(f"{what} {path}: its arrays", declared, "the file declares a larger model than this machine can hold")
                     array = np.asarray(ds[()])
                     if checksums is not None and checksums.get(f"{group}/{name}") != array_checksum(array):
                         raise DltrainError(f"{where} does not match its recorded checksum: the file was changed or damaged")

@@ -119,3 +119,27 @@ def test_predict_escapes_control_characters_in_class_names(tmp_path, config):
     lines = res.output.splitlines()
     assert len(lines) == 3 and all(len(line.split("\t")) == 3 for line in lines), lines
     assert {line.split("\t")[1] for line in lines} <= {"no\\x0areally\\x5c", "yes\\x09please\\x1b[31m"}
+
+
+def test_a_model_over_the_memory_budget_is_refused_before_allocating(tmp_path, monkeypatch):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({**BASE, "model": {"layers": ["auto", 20000, 20000, 20000, 1]}}))
+    line = one_line(runner.invoke(app, ["train", str(path), "--runs-dir", str(tmp_path / "runs"), "-q"]), 1)
+    assert "training this model would need about" in line and "model.layers" in line and "DLTRAIN_MEMORY_BUDGET" in line
+    # The budget is the variable's: a small model over a tiny budget is refused, and a bad value is a usage error.
+    monkeypatch.setenv("DLTRAIN_MEMORY_BUDGET", "1K")
+    config = tmp_path / "small.yaml"
+    config.write_text(yaml.safe_dump(BASE))
+    assert "more than the memory budget of" in one_line(runner.invoke(app, ["train", str(config), "--runs-dir", str(tmp_path / "r"), "-q"]), 1)
+    monkeypatch.setenv("DLTRAIN_MEMORY_BUDGET", "lots")
+    assert "DLTRAIN_MEMORY_BUDGET='lots'" in one_line(runner.invoke(app, ["train", str(config), "--runs-dir", str(tmp_path / "r"), "-q"]), 2)
+
+
+def test_a_data_array_over_the_budget_as_floats_is_refused(tmp_path, monkeypatch):
+    np.savez_compressed(tmp_path / "x.npz", x=np.zeros((2000, 2), dtype=np.uint8))
+    monkeypatch.setenv("DLTRAIN_MEMORY_BUDGET", "20K")  # 4,000 bytes as uint8, 32,000 as float64
+    from dltrain.data.files import read_single_array
+    from dltrain.errors import DltrainError
+
+    with pytest.raises(DltrainError, match="as float64 would need about"):
+        read_single_array(tmp_path / "x.npz", "x")

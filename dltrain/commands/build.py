@@ -8,7 +8,7 @@ import numpy as np
 
 from dltrain.config import Config
 from dltrain.data import fingerprint, load_dataset
-from dltrain.data.limits import check_array_size
+from dltrain.data.limits import check_array_size, check_budget
 from dltrain.data.prepare import (
     apply_normalization,
     check_labels,
@@ -196,6 +196,20 @@ class Training(NamedTuple):
     augment: Callable[[int, np.ndarray], np.ndarray] | None
 
 
+OPTIMIZER_SLOTS = {"gd": 0, "momentum": 1, "rmsprop": 1, "adam": 2}
+
+
+def training_bytes(cfg: Config, net: Network, data: "Prepared") -> int:
+    """What training allocates besides the data: weights, gradients, optimizer state and an early-stopping
+    copy (per parameter), and activations (Z, A, their gradients, dropout masks: ~4 arrays of n_l values
+    per example) for the larger of a mini-batch and an evaluated split."""
+    sizes = [s.units * n_prev + 2 * s.units for s, n_prev in zip(net.layers, [net.n_x] + [s.units for s in net.layers[:-1]])]
+    copies = 2 + OPTIMIZER_SLOTS.get(cfg.optimizer.name, 2) + (cfg.regularization.early_stopping is not None)
+    examples = max(v.shape[1] for v in data.X.values())
+    batch = min(cfg.training.batch_size or examples, examples)
+    return (sum(sizes) * copies + 4 * max(batch, examples) * sum(s.units for s in net.layers)) * np.dtype(cfg.dtype).itemsize
+
+
 def build_training(cfg: Config, data: Prepared) -> Training:
     """Network, seeded initial weights, optimizer, early stopping and augmentation, before any folder exists."""
     net = build_network(cfg, data.n_x)
@@ -206,6 +220,8 @@ def build_training(cfg: Config, data: Prepared) -> Training:
         check_array_size(f"model.layers: W{l}", (spec.units, n_prev), itemsize)
         check_array_size(f"model.layers: layer {l}'s activations for {m} examples", (spec.units, m), itemsize)
         n_prev = spec.units
+    check_budget("training this model", training_bytes(cfg, net, data),
+                 "use fewer or smaller layers (model.layers), a smaller training.batch_size, or float32 (dtype)")
     rng = init_rng(cfg)
     params, state = init_params(net, INITIALIZERS[cfg.init.scheme], rng, cfg.init.scale, np.dtype(cfg.dtype))
     es = cfg.regularization.early_stopping
