@@ -351,8 +351,11 @@ def predict(
         predictions = command(run_dir, inputs, key, layout.value)
     except DltrainError as e:
         fail(e)
+    from dltrain.render import escape_field
+
     for p in predictions:
-        typer.echo(f"{p.input}\t{p.label}\t{p.probability:.4f}")  # real tabs (rich would expand them)
+        # Real tabs (rich would expand them); control characters in names escaped, one line per prediction.
+        typer.echo(f"{escape_field(p.input)}\t{escape_field(p.label)}\t{p.probability:.4f}")
 
 
 @app.command()

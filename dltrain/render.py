@@ -4,6 +4,7 @@ Only the CLI imports this module (rich output on the terminal, plain wide tables
 """
 
 import contextlib
+import re
 import time
 import warnings
 
@@ -301,3 +302,12 @@ def runs_table(rows: list[dict], columns: list[str], title: str, width: int | No
     for i in range(len(rows)):
         table.add_row(*(escape(text[c][i]) for c in shown))
     return table, [c for c in columns if c not in shown], 1 + sum(need[c] for c in shown)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\\]")
+
+
+def escape_field(text: str) -> str:
+    """A field of a tab-separated output line: control characters (tab, newline, ...) and the
+    backslash written as \\xNN escapes, so each record stays one line of exactly its fields."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)

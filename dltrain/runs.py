@@ -8,7 +8,9 @@ so a crash can leave at most a partial last line, which readers skip and a resum
 checkpoint records the file's length).
 """
 
+import contextlib
 import csv
+import errno
 import io
 import json
 import os
@@ -33,10 +35,21 @@ if TYPE_CHECKING:
 
 from dltrain.config import read_yaml
 from dltrain.errors import DltrainError, one_line
+from dltrain.model_file import CHECKSUMS, array_checksum, model_image, read_model  # noqa: F401 (the run folder's model files)
+from dltrain.safe_read import MAX_HISTORY_BYTES, MAX_JSON_BYTES, read_text_limited
 
 HISTORY_FLUSH_SECONDS = 2.0
 LOCK = ".lock"
 CURVE = "curve.csv"
+
+
+def write_error(path: Path, e: OSError) -> DltrainError:
+    """A failed write of a run file as one line naming the file; a full disk says so in plain words."""
+    if e.errno == errno.ENOSPC:
+        return DltrainError(f"cannot write {path}: no space left on the device; free some space and resume the run")
+    if e.errno == errno.EDQUOT:
+        return DltrainError(f"cannot write {path}: disk quota exceeded; free some space and resume the run")
+    return DltrainError(f"cannot write {path}: {e.strerror or one_line(e)}")
 
 
 @contextmanager
@@ -45,18 +58,24 @@ def writing(path: Path):
     try:
         yield
     except OSError as e:
-        raise DltrainError(f"cannot write {path}: {e.strerror or one_line(e)}") from None
+        raise write_error(path, e) from None
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write `data` to path via a temporary file in the same folder and an atomic rename."""
+    """Write `data` to path via a temporary file in the same folder and an atomic rename; a failed
+    write (a full disk) removes its temporary file and leaves the previous complete file in place."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with writing(path):
-        with open(tmp, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data.encode() if isinstance(data, str) else data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
 
 
 def new_run_dir(runs_dir: Path, name: str, now: datetime | None = None) -> Path:
@@ -209,6 +228,20 @@ class RunWriter:
         self.write_text("history.csv", buf.getvalue())
         self._flushed_at = time.monotonic()
 
+    def overwrite_in_place(self, name: str, text: str) -> bool:
+        """Last resort on a full disk, where atomic_write has no room for its temporary copy:
+        rewrite the file's own blocks (a small summary.json keeps its size class). Not atomic, so
+        only for the final 'failed' mark; -> whether it worked."""
+        try:
+            with open(self.path(name), "r+b") as f:
+                f.write(text.encode())
+                f.truncate()
+                f.flush()
+                os.fsync(f.fileno())
+            return True
+        except OSError:
+            return False
+
     def remove(self, name: str) -> None:
         self.path(name).unlink(missing_ok=True)
 
@@ -219,63 +252,16 @@ class RunWriter:
         stored in the attributes themselves (fixed length, UTF-8), so a damaged file fails its
         checksum when read instead of sending libhdf5 after corrupt pointers (which can hang it).
         """
-        import h5py  # here, not at the top: `dltrain runs` reads run folders without NumPy or h5py
-        import numpy as np
-
-        tmp = self.path(f".{name}.tmp-{os.getpid()}")
         with writing(self.path(name)):
-            with h5py.File(tmp, "w", libver=("v110", "latest")) as f:
-                for group, content in groups.items():
-                    if isinstance(content, str):
-                        data = content.encode()
-                        f.attrs.create(group, data, dtype=h5py.string_dtype("utf-8", max(len(data), 1)))
-                        continue
-                    g = f.create_group(group)
-                    for key, array in content.items():
-                        g.create_dataset(key.replace("/", "|"), data=np.asarray(array))
-            with open(tmp, "rb+") as f:  # on disk before the rename, like atomic_write
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path(name))
-
-
-def read_model(path: Path, what: str = "model file") -> "dict[str, dict[str, np.ndarray] | str]":
-    """Inverse of RunWriter.save_model, or DltrainError naming the file.
-
-    Every array's declared size and type are checked before it is read, so a corrupt or hostile
-    file cannot make dltrain allocate more than the machine has.
-    """
-    import h5py
-    import numpy as np
-
-    from dltrain.data.limits import check_array_size
-
-    if not Path(path).is_file():
-        raise DltrainError(f"{what} {path} not found")
-    try:
-        with h5py.File(path, "r") as f:
-            out: dict[str, Any] = {k: v.decode() if isinstance(v, bytes) else str(v) for k, v in f.attrs.items()}
-            for group, g in f.items():
-                if not isinstance(g, h5py.Group):
-                    raise DltrainError(f"{what} {path}: unexpected entry {group}")
-                out[group] = {}
-                for key, ds in g.items():
-                    where = f"{what} {path}: {group}/{key}"
-                    if not isinstance(ds, h5py.Dataset) or ds.dtype.kind not in "biuf":
-                        raise DltrainError(f"{where} should be a numeric array, got {getattr(ds, 'dtype', 'a group')}")
-                    check_array_size(where, ds.shape, ds.dtype.itemsize)
-                    out[group][key.replace("|", "/")] = np.asarray(ds[()])
-            return out
-    except DltrainError:
-        raise
-    except Exception as e:  # h5py fed damaged bytes fails every way (OSError, KeyError, TypeError, ...)
-        raise DltrainError(f"{what} {path} is not a readable dltrain model; the file is damaged ({type(e).__name__}: {one_line(e)})") from None
+            image = model_image(groups)
+        atomic_write(self.path(name), image)
 
 
 def read_json_file(path: Path) -> Any:
     """A JSON file written by dltrain, or None when it is missing or unreadable."""
     try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
+        return json.loads(read_text_limited(Path(path), MAX_JSON_BYTES, "run file"))
+    except (DltrainError, ValueError, RecursionError):
         return None
 
 
@@ -312,11 +298,11 @@ class RunRecord(NamedTuple):
 
 def read_history(path: Path) -> list[dict]:
     """history.csv -> rows of numbers, or DltrainError naming the file."""
+    text = read_text_limited(Path(path), MAX_HISTORY_BYTES, "history file")
     try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except OSError as e:
-        raise DltrainError(f"cannot read {path}: {e.strerror}") from None
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    except csv.Error as e:
+        raise DltrainError(f"{path} is not a dltrain history file ({one_line(e)})") from None
     try:
         return [
             {k: None if v in ("", None) else int(v) if k in ("epoch", "iteration") else float(v) for k, v in row.items()}
@@ -367,14 +353,19 @@ def run_curve(run_dir: Path, history: list[dict]) -> "dict[str, np.ndarray]":
 
 def _read_json(path: Path) -> dict:
     try:
-        obj = json.loads(path.read_text())
-    except OSError as e:
-        raise DltrainError(f"cannot read {path}: {e.strerror}") from None
+        obj = json.loads(read_text_limited(path, MAX_JSON_BYTES, "run file"))
+    except RecursionError:
+        raise DltrainError(f"{path} nests too deeply to be a dltrain run file") from None
     except ValueError as e:
-        raise DltrainError(f"{path} is not valid JSON ({e})") from None
+        raise DltrainError(f"{path} is not valid JSON ({one_line(e)})") from None
     if not isinstance(obj, dict):
         raise DltrainError(f"{path}: expected a JSON object")
     return obj
+
+
+def present(path: Path) -> bool:
+    """Whether a run file is there, as anything: a symlink to a device is there (and refused when read), not skipped."""
+    return os.path.lexists(path)
 
 
 def is_run_dir(path: Path) -> bool:
@@ -390,11 +381,35 @@ def load_run(run_dir: Path) -> RunRecord:
     if not is_run_dir(run_dir):
         raise DltrainError(f"{run_dir} is not a dltrain run folder (it has no summary.json)")
     config = {}
-    if (run_dir / "config.yaml").is_file():
+    if present(run_dir / "config.yaml"):
         config = read_yaml(run_dir / "config.yaml") or {}
-    history = read_history(run_dir / "history.csv") if (run_dir / "history.csv").is_file() else []
-    metrics = _read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}
-    return RunRecord(run_dir, config, history, metrics, _read_json(run_dir / "summary.json"))
+        check_shape(run_dir / "config.yaml", config, {"model": dict, "optimizer": dict, "training": dict,
+                                                       "regularization": dict, "data": dict, "name": str})
+        check_shape(run_dir / "config.yaml", config.get("model", {}), {"layers": list}, "model.")
+    history = read_history(run_dir / "history.csv") if present(run_dir / "history.csv") else []
+    metrics = _read_json(run_dir / "metrics.json") if present(run_dir / "metrics.json") else {}
+    check_shape(run_dir / "metrics.json", metrics, dict.fromkeys(("train", "dev", "test"), dict))
+    for split in ("train", "dev", "test"):
+        check_shape(run_dir / "metrics.json", metrics.get(split, {}), dict.fromkeys(("cost", "accuracy"), NUMBER) | {"examples": int},
+                    f"{split}.")
+    summary = _read_json(run_dir / "summary.json")
+    check_shape(run_dir / "summary.json", summary, {"status": str, "name": str, "data_fingerprint": str, "epochs_run": int,
+                                                    "stopped_epoch": int, "best_epoch": int, "duration_seconds": NUMBER,
+                                                    "resumed": list, "pid": int, "host": str})
+    return RunRecord(run_dir, config, history, metrics, summary)
+
+
+NUMBER = (int, float)
+
+
+def check_shape(path: Path, obj: Any, types: dict[str, type | tuple], prefix: str = "") -> None:
+    """DltrainError naming the file and field when one of the keys dltrain reads has a value of another type."""
+    if not isinstance(obj, dict):
+        raise DltrainError(f"{path}: {prefix.rstrip('.') or 'the file'} should be a mapping, got {type(obj).__name__}")
+    for key, kind in types.items():
+        value = obj.get(key)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool) and kind is not bool):
+            raise DltrainError(f"{path}: {prefix}{key} has the wrong type ({type(value).__name__}: {str(value)[:60]})")
 
 
 def existing_folder(path: Path, what: str = "run folder") -> Path:

@@ -19,7 +19,8 @@ COMMAND_LAYERS = {
     "evaluate": {"build", "trained"},
     "gradcheck": {"build"},
     "run": {"build", "trained", "evaluate", "train"},  # train: Run.resume, imported when called
-    "train": {"build", "trained", "run", "report"},
+    "checkpoint": {"build"},
+    "train": {"build", "checkpoint", "trained", "run", "report"},
     "reproduce": {"train", "trained", "run"},
     "search": {"train"},
     "export": {"trained"},

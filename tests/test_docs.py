@@ -109,7 +109,7 @@ def test_every_run_folder_file_and_column_is_documented(tmp_path):
     import numpy as np
 
     import dltrain
-    from dltrain.commands.train import CHECKPOINT
+    from dltrain.commands.checkpoint import CHECKPOINT
     from dltrain.runs import LOCK
 
     X = np.random.default_rng(0).integers(0, 256, size=(30, 4, 4, 3))

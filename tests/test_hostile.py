@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from dltrain.cli import app
 from dltrain.commands.build import build_training, prepare_data
-from dltrain.commands.train import restore_checkpoint, train
+from dltrain.commands.checkpoint import restore_checkpoint
+from dltrain.commands.train import train
 from dltrain.commands.trained import load_trained, run_config
 from dltrain.config import validate_config
 from dltrain.data.limits import survives

@@ -19,8 +19,9 @@ from typer.testing import CliRunner
 
 from dltrain import runs
 from dltrain.cli import app
+from dltrain.commands.checkpoint import rng_state, set_rng_state
 from dltrain.commands.reproduce import first_difference, reproduce
-from dltrain.commands.train import resume, rng_state, set_rng_state, still_running, train
+from dltrain.commands.train import resume, still_running, train
 from dltrain.commands.trained import run_config
 from dltrain.config import validate_config
 from dltrain.errors import DltrainError, Interrupted
@@ -177,7 +178,7 @@ def test_learning_rate_1e6_diverges_with_history_kept(tmp_path):
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "diverged" and "diverged at epoch 1" in summary["stop_reason"]
     rows = list(csv.DictReader((tmp_path / "run" / "history.csv").open()))
-    assert [r["epoch"] for r in rows] == ["0"]
+    assert [r["epoch"] for r in rows] == ["0", "1"]  # the epoch it diverged in included
     # The last checkpoint is from before the cost blew up, and it is kept.
     with h5py.File(tmp_path / "run" / "checkpoint.h5") as f:
         assert json.loads(f.attrs["loop"])["epoch"] == 0
@@ -226,8 +227,11 @@ def test_same_config_and_seed_give_identical_runs_and_reproduce_says_so(tmp_path
 
 def test_reproduce_names_the_first_difference(tmp_path):
     run = train(config(epochs=4, early_stopping=False), run_dir=tmp_path / "a").path
-    with h5py.File(run / "model.h5", "r+") as f:
+    with h5py.File(run / "model.h5", "r+") as f:  # another machine's model: different weights, recorded as such
         f["params/W2"][0, 0] += 1e-12
+        checksums = json.loads(f.attrs["checksums"])
+        checksums["params/W2"] = runs.array_checksum(f["params/W2"][()])
+        f.attrs["checksums"] = json.dumps(checksums)
     res = runner.invoke(app, ["reproduce", str(run), "--runs-dir", str(tmp_path / "again"), "-q"])
     assert res.exit_code == 1
     assert "different: model.h5: params/W2: largest difference 1e-12" in res.output
@@ -363,18 +367,16 @@ def test_resume_refuses_a_config_edited_after_the_checkpoint(tmp_path):
 def test_a_run_file_that_cannot_be_written_fails_the_run_cleanly(tmp_path, monkeypatch):
     import errno
 
-    import h5py
-
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(h5py, "File", full)  # dltrain.runs imports h5py where it writes a model
+    monkeypatch.setattr(runs, "model_image", full)
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({"data": {"dataset": "moons"}, "model": {"layers": ["auto", 3, 1]},
                                     "training": {"epochs": 4, "checkpoint_every": 2}}))
     res = runner.invoke(app, ["train", str(path), "--run-dir", str(tmp_path / "run"), "-q"])
     assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.output
-    assert res.output.strip() == f"error: cannot write {tmp_path / 'run' / 'checkpoint.h5'}: No space left on device"
+    assert res.output.strip() == f"error: cannot write {tmp_path / 'run' / 'checkpoint.h5'}: no space left on the device; free some space and resume the run"
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert (summary["status"], summary["epochs_run"]) == ("failed", 2)
 

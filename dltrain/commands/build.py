@@ -9,7 +9,7 @@ import numpy as np
 from dltrain.config import Config
 from dltrain.data import fingerprint, load_dataset
 from dltrain.data.examples import ArrayRows, Examples, streaming_stats
-from dltrain.data.limits import check_array_size
+from dltrain.data.limits import check_array_size, check_budget
 from dltrain.data.prepare import (
     check_labels,
     normalization_stats,
@@ -28,6 +28,10 @@ from dltrain.engine.optimizers import OPTIMIZERS
 from dltrain.engine.schedules import SCHEDULES, trained_rate
 from dltrain.engine.train import EarlyStopping
 from dltrain.errors import DltrainError
+
+# Characters in a class name: names are drawn in figures and printed by predict (a 10 MB name took
+# matplotlib over a minute). trained.py checks a saved model.h5 against the same bound.
+MAX_CLASS_NAME = 200
 
 
 class Prepared(NamedTuple):
@@ -73,6 +77,10 @@ def prepare_data(cfg: Config, trained=None) -> Prepared:
         )
     n_out = cfg.model.layers[-1]
     n_classes = len(ds.classes)
+    long = next((c for c in ds.classes if len(c) > MAX_CLASS_NAME), None)
+    if long is not None:
+        raise DltrainError(f"the data ({source}) name a class of {len(long)} characters ({long[:20]!r}...); class names "
+                           f"are at most {MAX_CLASS_NAME} characters (they are drawn in figures and printed by predict)")
     wrong_output = n_classes > 2 if cfg.model.output_activation == "sigmoid" else n_out != n_classes
     if wrong_output and (start := label_start(ds, source)):
         raise DltrainError(start)
@@ -251,6 +259,20 @@ class Training(NamedTuple):
     augment: Callable[[int, np.ndarray], np.ndarray] | None
 
 
+OPTIMIZER_SLOTS = {"gd": 0, "momentum": 1, "rmsprop": 1, "adam": 2}
+
+
+def training_bytes(cfg: Config, net: Network, data: "Prepared") -> int:
+    """What training allocates besides the data: weights, gradients, optimizer state and an early-stopping
+    copy (per parameter), and activations (Z, A, their gradients, dropout masks: ~4 arrays of n_l values
+    per example) for the larger of a mini-batch and an evaluated split."""
+    sizes = [s.units * n_prev + 2 * s.units for s, n_prev in zip(net.layers, [net.n_x] + [s.units for s in net.layers[:-1]])]
+    copies = 2 + OPTIMIZER_SLOTS.get(cfg.optimizer.name, 2) + (cfg.regularization.early_stopping is not None)
+    examples = max(v.shape[1] for v in data.X.values())
+    batch = min(cfg.training.batch_size or examples, examples)
+    return (sum(sizes) * copies + 4 * max(batch, examples) * sum(s.units for s in net.layers)) * np.dtype(cfg.dtype).itemsize
+
+
 def build_training(cfg: Config, data: Prepared) -> Training:
     """Network, seeded initial weights, optimizer, early stopping and augmentation, before any folder exists."""
     net = build_network(cfg, data.n_x)
@@ -261,6 +283,8 @@ def build_training(cfg: Config, data: Prepared) -> Training:
         check_array_size(f"model.layers: W{l}", (spec.units, n_prev), itemsize)
         check_array_size(f"model.layers: layer {l}'s activations for {m} examples", (spec.units, m), itemsize)
         n_prev = spec.units
+    check_budget("training this model", training_bytes(cfg, net, data),
+                 "use fewer or smaller layers (model.layers), a smaller training.batch_size, or float32 (dtype)")
     rng = init_rng(cfg)
     params, state = init_params(net, INITIALIZERS[cfg.init.scheme], rng, cfg.init.scale, np.dtype(cfg.dtype))
     es = cfg.regularization.early_stopping

@@ -14,7 +14,7 @@ from dltrain.commands.trained import load_trained, predictions, probabilities, r
 from dltrain.config import Config
 from dltrain.errors import DltrainError
 from dltrain.evaluation import classification_report
-from dltrain.runs import existing_folder, is_run_dir, load_run, read_history, read_json_file, run_curve
+from dltrain.runs import existing_folder, is_run_dir, load_run, present, read_history, read_json_file, run_curve
 
 PLOTS = ("cost", "norms", "decision_boundary", "misclassified", "confusion_matrix")
 
@@ -127,7 +127,7 @@ class Run:
     @property
     def history(self) -> History:
         path = self.path / "history.csv"
-        return History(read_history(path) if path.is_file() else [])
+        return History(read_history(path) if present(path) else [])
 
     @property
     def curve(self) -> Curve:

@@ -19,13 +19,13 @@ RUN_COLUMNS = [
 def run_row(record) -> dict:
     """One line of the runs table from a RunRecord; values the run does not have are None."""
     cfg, summary, metrics = record.config, record.summary, record.metrics
-    model, optimizer, training = cfg.get("model", {}), cfg.get("optimizer", {}), cfg.get("training", {})
-    regularization = cfg.get("regularization", {})
+    model, optimizer, training = cfg.get("model") or {}, cfg.get("optimizer") or {}, cfg.get("training") or {}
+    regularization = cfg.get("regularization") or {}
     row = {
         "run": record.dir.name,
         "status": summary.get("status"),
-        "dataset": cfg.get("data", {}).get("dataset"),
-        "layers": "-".join(map(str, model.get("layers", []))) or None,
+        "dataset": (cfg.get("data") or {}).get("dataset"),
+        "layers": "-".join(map(str, model.get("layers") or [])) or None,
         "activation": model.get("hidden_activation"),
         "optimizer": optimizer.get("name"),
         "learning_rate": optimizer.get("learning_rate"),
@@ -36,7 +36,7 @@ def run_row(record) -> dict:
         "duration_seconds": summary.get("duration_seconds"),
     }
     for split in ("train", "dev", "test"):
-        row[f"{split}_accuracy"] = metrics.get(split, {}).get("accuracy")
+        row[f"{split}_accuracy"] = (metrics.get(split) or {}).get("accuracy")
     return {k: row[k] for k in RUN_COLUMNS}
 
 

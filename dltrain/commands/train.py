@@ -26,10 +26,12 @@ from dltrain.commands.build import (
     resolved_config,
     same_data,
 )
+from dltrain.commands.checkpoint import CHECKPOINT, checked_config, restore_checkpoint, save_checkpoint
 from dltrain.commands.report import write_run_report
 from dltrain.commands.run import Run
 from dltrain.commands.trained import Trained, dead_units, run_config, split_plots
 from dltrain.config import Config, load_config
+from dltrain.data.files import one_line
 from dltrain.engine.model import (
     evaluate,
 )
@@ -42,7 +44,6 @@ from dltrain.runs import (
     RunWriter,
     load_run,
     new_run_dir,
-    read_model,
     run_curve,
     training_lock,
 )
@@ -72,75 +73,6 @@ def norm_row(params: dict[str, np.ndarray], grad_norms: dict[str, float], L: int
     return row
 
 
-CHECKPOINT = "checkpoint.h5"
-
-
-def checked_config(cfg: Config, n_x: int) -> dict:
-    """What a checkpoint must agree on with the config that resumes it: everything but the data
-    paths (the data themselves are checked by their fingerprint, wherever they now live) and tracking."""
-    resolved = resolved_config(cfg, n_x)
-    for key in ("dir", "path", "test_path"):
-        resolved["data"].pop(key, None)
-    resolved.pop("tracking", None)  # where copies go is no part of the training
-    return resolved
-
-
-def rng_state(rng) -> dict:
-    """The generator's exact position as JSON-ready values (RandomState's key array becomes a list)."""
-    if isinstance(rng, np.random.RandomState):
-        s = rng.get_state(legacy=False)
-        return {**s, "state": {"key": s["state"]["key"].tolist(), "pos": int(s["state"]["pos"])}}
-    return rng.bit_generator.state
-
-
-def set_rng_state(rng, state: dict) -> None:
-    if isinstance(rng, np.random.RandomState):
-        rng.set_state(state)
-    else:
-        rng.bit_generator.state = state
-
-
-def save_checkpoint(run: RunWriter, t: Training, loop: dict) -> None:
-    """checkpoint.h5: params, state, optimizer and early-stopping arrays; the loop's position (last
-    epoch, seconds, RNG state, history rows) as JSON in the attribute `loop`."""
-    groups = {"params": t.params, "state": t.state, "optimizer": t.optimizer.state_dict()}
-    if t.stopper is not None:
-        groups["early_stopping"] = t.stopper.state_dict()
-    # curve.csv is on disk up to the checkpoint's epoch before the checkpoint says so.
-    loop = {**loop, "rng": rng_state(t.rng), "history": run.rows, "curve_bytes": run.flush_curve(sync=True)}
-    run.save_model(CHECKPOINT, **groups, loop=json.dumps(loop))
-
-
-def restore_checkpoint(t: Training, path: Path, cfg: Config) -> dict:
-    """Load checkpoint.h5 into t in place (the dicts keep their keys and order); -> the loop's position,
-    whose last epoch done must be one of the config's epochs (not the last: a finished run has no
-    checkpoint). The checkpoint must come from this config (see checked_config)."""
-    epochs = cfg.training.epochs
-    saved = read_model(path, "checkpoint")
-    try:
-        for name, target in (("params", t.params), ("state", t.state)):
-            for k, v in target.items():
-                if saved[name][k].shape != v.shape:
-                    raise DltrainError(f"checkpoint {path}: {name}/{k} is {saved[name][k].shape}, the config makes it {v.shape}")
-                v[...] = saved[name][k]
-        loop = json.loads(saved["loop"])
-        if loop["config"] != checked_config(cfg, t.net.n_x):
-            raise DltrainError(f"{path.parent / 'config.yaml'} was changed after the checkpoint was written; "
-                               "resuming needs the config the run started with (train a new run for another one)")
-        t.optimizer.load_state_dict(saved["optimizer"])
-        if t.stopper is not None:
-            t.stopper.load_state_dict(saved["early_stopping"])
-        if not (isinstance(loop["epoch"], int) and isinstance(loop["seconds"], float) and isinstance(loop["baseline"], float)
-                and isinstance(loop["history"], list) and all(isinstance(row, dict) for row in loop["history"])):
-            raise ValueError("its loop position is not epoch, seconds, baseline and history rows")
-        if not isinstance(loop.get("curve_bytes", 0), int):
-            raise ValueError("its curve_bytes is not a byte count")
-        if not 0 <= loop["epoch"] < epochs - 1:
-            raise ValueError(f"it ends with epoch {loop['epoch']}, but the run trains epochs 0 to {epochs - 1}")
-        set_rng_state(t.rng, loop["rng"])
-        return loop
-    except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as e:
-        raise DltrainError(f"checkpoint {path} is incomplete or from another config ({type(e).__name__}: {e})") from None
 
 
 def initial_cost(data: Prepared, t: Training) -> float:
@@ -291,7 +223,7 @@ def resume(
         # Holding the lock proves the process that wrote 'running' is gone, whatever its pid is now.
         if status == "running" and not locked and still_running(summary):
             raise DltrainError(f"{run_dir} is still being trained by process {summary['pid']}: stop it first (Ctrl-C)")
-        if status not in ("running", "interrupted"):
+        if status not in ("running", "interrupted", "failed"):
             raise DltrainError(f"{run_dir}/summary.json has no run status; is {run_dir} a dltrain run folder?")
         if not (run_dir / CHECKPOINT).is_file():
             raise DltrainError(
@@ -363,7 +295,6 @@ def fit(cfg: Config, data: Prepared, t: Training, run: RunWriter, summary: dict,
                 start_epoch=epochs_run,
                 grad_norms=cfg.training.log_norms,
             ):
-                check_growth(r, baseline, cfg.training.divergence_factor)
                 epochs_run = r.epoch + 1
                 row = None
                 dev = evaluate(data.X["dev"], data.Y["dev"], t.params, t.net, t.state) if stopper or has_dev and (
@@ -385,6 +316,8 @@ def fit(cfg: Config, data: Prepared, t: Training, run: RunWriter, summary: dict,
                     if cfg.training.log_norms:
                         row.update(norm_row(t.params, r.grad_norms, t.net.L))
                     run.log(row)
+                # After logging: a run that diverges keeps the row of the epoch it diverged in (epoch 0 included).
+                check_growth(r, baseline, cfg.training.divergence_factor)
                 if progress is not None:
                     progress(r, row)
                 if stop or epochs_run == epochs:
@@ -410,8 +343,7 @@ def fit(cfg: Config, data: Prepared, t: Training, run: RunWriter, summary: dict,
                     if checkpointed is not None else f"it has no checkpoint to resume from: train it again with dltrain train {run.path('config.yaml')}")
             raise Interrupted(f"aborted during epoch {epochs_run} of {epochs}; {then}", run.dir) from None
         except DltrainError as e:  # a run file that cannot be written (disk full, permissions)
-            with contextlib.suppress(DltrainError):
-                mark("failed", str(e))
+            mark_failed(run, summary, str(e), epochs_run, started)
             raise
 
     if interrupted:
@@ -422,6 +354,32 @@ def fit(cfg: Config, data: Prepared, t: Training, run: RunWriter, summary: dict,
             run.dir,
         )
 
+    try:
+        return finish(cfg, data, t, run, summary, epochs_run, started)
+    except DltrainError as e:
+        mark_failed(run, summary, str(e), epochs_run, started)
+        raise
+    except Exception as e:  # a figure matplotlib cannot draw: the trained model is kept, the run is not left 'running'
+        message = f"{run.dir}: training finished but writing its results failed ({type(e).__name__}: {one_line(e)}); the model is in {run.path('model.h5')}"
+        mark_failed(run, summary, message, epochs_run, started)
+        raise DltrainError(message) from None
+
+
+def mark_failed(run: RunWriter, summary: dict, reason: str, epochs_run: int, started: float) -> None:
+    """Mark the run 'failed' as far as the disk allows: a full disk may refuse the history and still
+    take the small summary.json (or refuse both; the error being raised says why either way)."""
+    with contextlib.suppress(DltrainError):
+        run.flush_history()
+    summary.update(status="failed", stop_reason=reason, epochs_run=epochs_run, duration_seconds=round(time.perf_counter() - started, 3))
+    try:
+        run.write_json("summary.json", summary)
+    except DltrainError:
+        run.overwrite_in_place("summary.json", json.dumps(summary, indent=2) + "\n")
+
+
+def finish(cfg: Config, data: Prepared, t: Training, run: RunWriter, summary: dict, epochs_run: int, started: float) -> Run:
+    """After the last epoch: metrics, model.h5, figures, the completed summary; the checkpoint goes."""
+    es, stopper, epochs = cfg.regularization.early_stopping, t.stopper, cfg.training.epochs
     run.flush_history()
     marks = {}
     stop_reason = "finished all epochs"

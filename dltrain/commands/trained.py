@@ -7,7 +7,7 @@ from typing import NamedTuple
 import numpy as np
 
 from dltrain import plots
-from dltrain.commands.build import build_network
+from dltrain.commands.build import MAX_CLASS_NAME, build_network
 from dltrain.config import Config, read_yaml, validate_config
 from dltrain.data.prepare import apply_normalization, undo_normalization
 from dltrain.engine.model import (
@@ -21,6 +21,7 @@ from dltrain.evaluation import confusion_matrix, dead_unit_report
 from dltrain.runs import (
     existing_folder,
     is_run_dir,
+    present,
     read_model,
 )
 
@@ -47,31 +48,96 @@ def run_config(run_dir: Path) -> Config:
     return validate_config(read_yaml(path), source=str(path))
 
 
-def load_trained(run_dir: Path) -> Trained:
-    """Reload model.h5 of a run folder, or DltrainError saying what is missing."""
-    run_dir = existing_folder(run_dir)
-    if not (run_dir / "model.h5").is_file():
-        raise DltrainError(f"{run_dir} is not a finished dltrain run: it has no model.h5")
-    saved = read_model(run_dir / "model.h5")
+
+IMAGE_CHANNELS = (1, 3, 4)  # grey, RGB, RGBA: what an image can be drawn as
+
+
+def expected_arrays(net: Network, normalize: str) -> dict[str, dict[str, tuple[int, ...]]]:
+    """The arrays model.h5 holds for this network, by group and name, with their shapes (see init_params)."""
+    params, state, n_prev = {}, {}, net.n_x
+    for l, spec in enumerate(net.layers, start=1):
+        params[f"W{l}"] = (spec.units, n_prev)
+        if spec.batch_norm:
+            params[f"gamma{l}"] = params[f"beta{l}"] = state[f"mean{l}"] = state[f"var{l}"] = (spec.units, 1)
+        else:
+            params[f"b{l}"] = (spec.units, 1)
+        n_prev = spec.units
+    normalization = {"scale": {"scale": None}, "standardize": {"mean": (net.n_x, 1), "std": (net.n_x, 1)}}.get(normalize, {})
+    return {"params": params, "state": state, "normalization": normalization}
+
+
+def json_attribute(path: Path, saved: dict, name: str, default: str | None = None):
+    text = saved.get(name, default)
+    if not isinstance(text, str):
+        raise DltrainError(f"{path}: the attribute {name} is missing")
     try:
-        tree = json.loads(saved["config"])
-        classes = json.loads(saved["classes"])
-        image_shape = json.loads(saved.get("image_shape", "null"))
-    except (KeyError, ValueError):
-        raise DltrainError(f"{run_dir / 'model.h5'} has no readable config or classes attribute") from None
-    cfg = validate_config(tree, source=str(run_dir / "model.h5"))
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise DltrainError(f"{path}: the attribute {name} is not valid JSON (or nests too deeply)") from None
+
+
+def checked_classes(path: Path, classes, n_out: int) -> list[str]:
+    n = 2 if n_out == 1 else n_out
+    if not isinstance(classes, list) or len(classes) != n or not all(isinstance(c, str) for c in classes):
+        got = f"{len(classes)} names" if isinstance(classes, list) else type(classes).__name__
+        raise DltrainError(f"{path}: the attribute classes should be a list of {n} class names for the model's output, got {got}")
+    if any(len(c) > MAX_CLASS_NAME for c in classes):
+        raise DltrainError(f"{path}: the attribute classes has a name longer than {MAX_CLASS_NAME} characters")
+    return classes
+
+
+def checked_image_shape(path: Path, shape, n_x: int) -> tuple[int, int, int] | None:
+    if shape is None:
+        return None
+    if (not isinstance(shape, list) or len(shape) != 3 or not all(type(n) is int and n > 0 for n in shape)
+            or shape[2] not in IMAGE_CHANNELS or shape[0] * shape[1] * shape[2] != n_x):
+        raise DltrainError(f"{path}: the attribute image_shape should be null or [height, width, channels] with channels "
+                           f"1, 3 or 4 and height * width * channels = {n_x} inputs, got {str(shape)[:100]}")
+    return tuple(shape)
+
+
+def checked_arrays(path: Path, saved: dict, net: Network, normalize: str, dtype) -> dict[str, dict[str, np.ndarray]]:
+    """Every array of model.h5 against what its own config makes: present, of that shape, floating, finite."""
+    out = {}
+    for group, shapes in expected_arrays(net, normalize).items():
+        arrays = saved.get(group, {})
+        if not isinstance(arrays, dict):
+            raise DltrainError(f"{path}: {group} should be a group of arrays")
+        extra = sorted(set(arrays) - set(shapes))
+        if extra:
+            raise DltrainError(f"{path}: {group}/{extra[0]} is not an array of this model's config")
+        out[group] = {}
+        for key, shape in shapes.items():
+            a = arrays.get(key)
+            if a is None or (a.shape != shape if shape is not None else a.size != 1 or a.ndim > 2) or a.dtype.kind != "f":
+                shape = shape if shape is not None else "() (one value)"
+                got = "nothing" if a is None else f"{a.dtype} {a.shape}"
+                raise DltrainError(f"{path}: {group}/{key} should be a float array of shape {shape} for the saved config, got {got}")
+            if not np.isfinite(a).all():
+                raise DltrainError(f"{path}: {group}/{key} holds non-finite values")
+            out[group][key] = a.astype(dtype) if group != "normalization" else a.astype(np.float64)
+    return out
+
+
+def load_trained(run_dir: Path) -> Trained:
+    """Reload model.h5 of a run folder, or DltrainError naming the file and the field that is wrong:
+    its attributes and every array are checked against the model's own config."""
+    run_dir = existing_folder(run_dir)
+    path = run_dir / "model.h5"
+    if not present(path):
+        raise DltrainError(f"{run_dir} is not a finished dltrain run: it has no model.h5")
+    saved = read_model(path)
+    tree = json_attribute(path, saved, "config")
+    if not isinstance(tree, dict):
+        raise DltrainError(f"{path}: the attribute config should be a mapping of config keys, got {type(tree).__name__}")
+    cfg = validate_config(tree, source=f"{path} (attribute config)")
+    if type(cfg.model.layers[0]) is not int:
+        raise DltrainError(f"{path}: the attribute config should record the input size as model.layers[0], got {cfg.model.layers[0]!r}")
     net = build_network(cfg, cfg.model.layers[0])
-    dtype = np.dtype(cfg.dtype)
-    params = {k: v.astype(dtype) for k, v in saved.get("params", {}).items()}
-    state = {k: v.astype(dtype) for k, v in saved.get("state", {}).items()}
-    expected = {f"W{l}": (s.units, n_prev) for l, (s, n_prev) in
-                enumerate(zip(net.layers, [net.n_x] + [s.units for s in net.layers[:-1]]), start=1)}
-    for key, shape in expected.items():
-        if key not in params or params[key].shape != shape:
-            got = params[key].shape if key in params else "nothing"
-            raise DltrainError(f"{run_dir / 'model.h5'}: {key} should be {shape} for the saved config, got {got}")
-    return Trained(run_dir, cfg, net, params, state, saved.get("normalization", {}), classes,
-                   tuple(image_shape) if image_shape else None)
+    classes = checked_classes(path, json_attribute(path, saved, "classes"), net.layers[-1].units)
+    image_shape = checked_image_shape(path, json_attribute(path, saved, "image_shape", "null"), net.n_x)
+    arrays = checked_arrays(path, saved, net, getattr(cfg.data, "normalize", "none"), np.dtype(cfg.dtype))
+    return Trained(run_dir, cfg, net, arrays["params"], arrays["state"], arrays["normalization"], classes, image_shape)
 
 
 def probabilities(model: Trained, X: np.ndarray) -> np.ndarray:
@@ -104,6 +170,7 @@ def dead_units(cfg: Config, X_train: np.ndarray, params: dict, net: Network, sta
 
 
 MAX_GRID_IMAGES = 24
+MAX_PLOT_CLASSES = 100  # a confusion matrix of more classes is unreadable and costly to draw; confusion.csv has them all
 
 
 def split_plots(model: Trained, split: str, X: np.ndarray, y: np.ndarray, kinds: tuple[str, ...]) -> dict[str, "plots.Figure"]:
@@ -119,7 +186,7 @@ def split_plots(model: Trained, split: str, X: np.ndarray, y: np.ndarray, kinds:
     if not {"misclassified", "confusion_matrix"} & set(kinds):
         return out
     pred, prob = predictions(evaluation_forward(X, params, net, state)[0])
-    if "confusion_matrix" in kinds and net.layers[-1].units > 1:
+    if "confusion_matrix" in kinds and 1 < net.layers[-1].units <= MAX_PLOT_CLASSES:
         counts = confusion_matrix(y, pred, len(model.classes))
         out["confusion_matrix"] = plots.confusion_heatmap(counts, model.classes, f"{name}: confusion matrix ({split})")
     wrong = np.flatnonzero(pred != y)

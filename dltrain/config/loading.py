@@ -16,6 +16,7 @@ from dltrain.config.formatting import format_errors
 from dltrain.config.models import Config, DataConfig, DataSection
 from dltrain.config.paths import set_path
 from dltrain.errors import DltrainError
+from dltrain.safe_read import read_text_limited
 
 MAX_CONFIG_BYTES = 1_000_000
 # Aliases make a small file stand for a huge tree ("billion laughs"): these bound the tree that
@@ -38,18 +39,7 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 def read_yaml(path: Path, what: str = "config file") -> Any:
     """Safely parse a YAML file (no object tags, bounded size), or DltrainError naming the file."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:  # a file named on the command line or in a run folder: a usage error
-        raise DltrainError(f"{what} {path} not found", 2) from None
-    except OSError as e:
-        raise DltrainError(f"cannot read {what} {path}: {e.strerror}", 2) from None
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise DltrainError(f"{what} {path} is {len(raw)} bytes; the limit is {MAX_CONFIG_BYTES}", 2)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise DltrainError(f"{what} {path} is not UTF-8 text (byte {e.start})", 2) from None
+    text = read_text_limited(Path(path), MAX_CONFIG_BYTES, what, 2)
     try:
         return safe_tree(text, f"{what} {path}")
     except yaml.YAMLError as e:
@@ -94,6 +84,8 @@ def safe_tree(text: str, source: str) -> Any:
         tree = loader.get_single_data()
     except RecursionError:
         raise DltrainError(f"{source} nests deeper than {MAX_CONFIG_DEPTH} levels", 2) from None
+    except ValueError as e:  # an integer of more digits than Python converts (4300)
+        raise DltrainError(f"{source}: {' '.join(str(e).split()[:12])}", 2) from None
     finally:
         loader.dispose()
     if expanded_size(tree, {}, 0, source) > MAX_CONFIG_NODES:

@@ -28,6 +28,8 @@ def field_error(path: str, allowed: str, got: Any = _MISSING) -> PydanticCustomE
 
 MAX_SEED = 2**32 - 1  # numpy's RandomState takes seeds in [0, 2**32 - 1]
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+# A file or folder name: no NUL byte (no operating system takes one), at most PATH_MAX characters.
+PathText = Annotated[str, Field(pattern=r"^[^\x00]{0,4096}$")]
 MAX_GENERATED = 10_000_000  # examples a generated dataset may have
 
 
@@ -44,7 +46,7 @@ class DataBase(Strict):
     test_fraction: float | None = Field(
         None, gt=0.0, lt=1.0, description="share of train carved out as test, for data without a test part"
     )
-    split_seed: int = Field(0, description="seed of the stratified dev/test carving (independent of the init seed)")
+    split_seed: Seed = Field(0, description="seed of the stratified dev/test carving (independent of the init seed)")
     normalize: Literal["none", "scale", "standardize"] = Field(
         "none", description="scale: /255 for images; standardize: per-feature train mean/std"
     )
@@ -73,7 +75,7 @@ class DataBase(Strict):
 
 class CatData(DataBase):
     dataset: Literal["cat"]
-    dir: str = Field("datasets", description="folder holding train_catvnoncat.h5 and test_catvnoncat.h5")
+    dir: PathText = Field("datasets", description="folder holding train_catvnoncat.h5 and test_catvnoncat.h5")
     normalize: Literal["none", "scale", "standardize"] = "scale"
 
     def own_test(self):
@@ -82,7 +84,7 @@ class CatData(DataBase):
 
 class SignsData(DataBase):
     dataset: Literal["signs"]
-    dir: str = Field("datasets", description="folder holding train_signs.h5 and test_signs.h5")
+    dir: PathText = Field("datasets", description="folder holding train_signs.h5 and test_signs.h5")
     normalize: Literal["none", "scale", "standardize"] = "scale"
 
     def own_test(self):
@@ -129,7 +131,7 @@ FILE_SUFFIXES = (".npz", ".h5", ".hdf5", ".mat", ".csv")
 
 class FileData(DataBase):
     dataset: Literal["file"]
-    path: str = Field(description="a .npz, .h5/.hdf5, .mat (MATLAB) or .csv file; the suffix selects the reader")
+    path: PathText = Field(description="a .npz, .h5/.hdf5, .mat (MATLAB) or .csv file; the suffix selects the reader")
     x_train: str = Field("x_train", description="key of the training features")
     y_train: str = Field("y_train", description="key of the training labels")
     x_test: str | None = Field("x_test", description="key of the test features; the default is used if the file has it, "
@@ -171,9 +173,9 @@ class FileData(DataBase):
 
 class ImagesData(DataBase):
     dataset: Literal["images"]
-    path: str = Field(description="h5 file in the course layout (train_set_x, train_set_y, list_classes), "
+    path: PathText = Field(description="h5 file in the course layout (train_set_x, train_set_y, list_classes), "
                                   "e.g. written by `dltrain datasets import`; its test_set_x/test_set_y are the test part")
-    test_path: str | None = Field(None, description="separate h5 file holding test_set_x/test_set_y (as the course ships them)")
+    test_path: PathText | None = Field(None, description="separate h5 file holding test_set_x/test_set_y (as the course ships them)")
     normalize: Literal["none", "scale", "standardize"] = "scale"
 
     @field_validator("path", "test_path")

@@ -13,10 +13,11 @@ import h5py
 import numpy as np
 import scipy.io
 
-from dltrain.data.limits import check_array_size, survives
+from dltrain.data.limits import MAX_ARRAY_BYTES, check_array_size, survives
 from dltrain.errors import DltrainError, one_line  # noqa: F401 (one_line: data.images)
 
 MAX_CLASSES = 100_000  # a larger label is a damaged file, not a class
+MAX_CSV_BYTES = MAX_ARRAY_BYTES // 16
 FORMATS = {".npz": "NumPy .npz", ".h5": "HDF5", ".hdf5": "HDF5", ".mat": "MATLAB .mat"}
 
 
@@ -51,6 +52,21 @@ def _npz(path: Path, names: list[str]):
         return list(f.files), {k: f[k] for k in names if k in f.files}
 
 
+def plain_dataset(where: str, parent: h5py.Group, key: str) -> h5py.Dataset:
+    """parent[key] when it is a dataset stored in this file, or DltrainError: an HDF5 file can link
+    to other files (external links) or keep a dataset's bytes in any file of the machine (external
+    storage, virtual datasets); dltrain reads only what the file itself holds."""
+    link = parent.get(key, getlink=True)
+    if not isinstance(link, h5py.HardLink):
+        raise DltrainError(f"{where} is a link ({type(link).__name__}); dltrain reads only arrays stored in the file itself")
+    ds = parent[key]
+    if not isinstance(ds, h5py.Dataset):
+        raise DltrainError(f"{where} should be an array, got a group")
+    if ds.external or ds.is_virtual:
+        raise DltrainError(f"{where} keeps its data in other files (external storage); dltrain reads only arrays stored in the file itself")
+    return ds
+
+
 def _h5(path: Path, names: list[str]):
     survives(lambda: _read_h5(path, names), path)
     return _read_h5(path, names)
@@ -61,10 +77,9 @@ def _read_h5(path: Path, names: list[str]):
         out = {}
         for k in names:
             if k in f:
-                if not isinstance(f[k], h5py.Dataset):
-                    raise DltrainError(f"data file {path}: {k} is a group, expected an array")
-                check_array_size(f"data file {path}: {k}", f[k].shape, f[k].dtype.itemsize)
-                out[k] = f[k][()]
+                ds = plain_dataset(f"data file {path}: {k}", f, k)
+                check_array_size(f"data file {path}: {k}", ds.shape, ds.dtype.itemsize)
+                out[k] = ds[()]
         return list(f.keys()), out
 
 
@@ -131,7 +146,7 @@ def read_csv(path: Path, label_column: str | None, hint: str = "check data.path"
     """A csv with a header row -> its features and, when label_column is given, its label column as text."""
     header, rows = read_csv_rows(path, hint)
     if label_column is not None and label_column not in header:
-        raise DltrainError(f"data file {path} has no column {label_column!r}; its columns are: {', '.join(header)}")
+        raise DltrainError(f"data file {path} has no column {label_column!r}; its columns are: {', '.join(header)[:500]}")
     label = header.index(label_column) if label_column is not None else None
     values = []
     for line, row in rows:
@@ -139,7 +154,7 @@ def read_csv(path: Path, label_column: str | None, hint: str = "check data.path"
             values.append([float(v) for i, v in enumerate(row) if i != label])
         except ValueError:
             bad = next(i for i, v in enumerate(row) if i != label and not _is_number(v))
-            raise DltrainError(f"data file {path}, line {line}, column {header[bad]!r}: {row[bad]!r} is not a number") from None
+            raise DltrainError(f"data file {path}, line {line}, column {header[bad]!r}: {row[bad][:40]!r} is not a number") from None
     if not values:
         raise DltrainError(f"data file {path} has a header but no rows")
     x = np.array(values).reshape(len(values), len(header) - (label is not None))
@@ -154,6 +169,10 @@ def csv_header(path: Path, hint: str = "check the path") -> list[str]:
 def read_csv_rows(path: Path, hint: str, header_only: bool = False) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """(header, [(line number, fields)]) of a csv file; every row has the header's number of fields."""
     require_file(path, hint)
+    size = path.stat().st_size
+    if size > MAX_CSV_BYTES:
+        raise DltrainError(f"data file {path} is {size / 2**20:.1f} MiB; a CSV file may have at most {MAX_CSV_BYTES / 2**20:.0f} MiB "
+                           f"(parsed as text it takes ~20 times its size): save the data as .npz or .h5 instead")
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f)
@@ -169,10 +188,10 @@ def read_csv_rows(path: Path, hint: str, header_only: bool = False) -> tuple[lis
                 rows.append((line, row))
     except UnicodeDecodeError as e:
         raise DltrainError(f"data file {path} is not UTF-8 text (byte {e.start})") from None
+    except csv.Error as e:  # a field over the csv module's limit (131,072 characters), a NUL byte, ...
+        raise DltrainError(f"data file {path}, line {reader.line_num}: {one_line(e)}") from None
     except OSError as e:
         raise DltrainError(f"cannot read data file {path}: {e.strerror}") from None
-    except csv.Error as e:
-        raise DltrainError(f"data file {path} is not a readable csv file ({one_line(e)})") from None
     return header, rows
 
 

@@ -32,6 +32,8 @@ def course_images(path: Path, prefix: str, hint: str = COURSE_FILES_HINT, option
             f"data file {path}: expected {x_key} of shape (m, height, width, channels) and {y_key} "
             f"of shape (m,), got {x.shape} and {y.shape}"
         )
+    if x.shape[3] not in (1, 3, 4):
+        raise DltrainError(f"data file {path}: {x_key} has {x.shape[3]} channels per pixel; images have 1 (grey), 3 (RGB) or 4 (RGBA)")
     if not np.issubdtype(y.dtype, np.integer):
         raise DltrainError(f"data file {path}: {y_key} must hold integer labels, got dtype {y.dtype}")
     classes = [c.decode() if isinstance(c, bytes) else str(c) for c in np.asarray(arrays["list_classes"]).reshape(-1)]

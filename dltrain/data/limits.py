@@ -30,14 +30,44 @@ def memory_bytes() -> int:
 MAX_ARRAY_BYTES = memory_bytes() // 4
 
 
+BUDGET_VARIABLE = "DLTRAIN_MEMORY_BUDGET"
+
+
+def memory_budget() -> int:
+    """Bytes dltrain may plan to use for one model or one data array as floats: the environment
+    variable DLTRAIN_MEMORY_BUDGET (bytes, or with a K/M/G/T suffix: 4G), by default half of this
+    machine's memory."""
+    text = os.environ.get(BUDGET_VARIABLE, "").strip()
+    if not text:
+        return memory_bytes() // 2
+    units = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+    try:
+        value = float(text[:-1]) * units[text[-1].upper()] if text[-1].upper() in units else float(text)
+    except ValueError:
+        value = -1
+    if not 0 < value < 2**62:
+        raise DltrainError(f"{BUDGET_VARIABLE}={text[:40]!r}: expected a number of bytes, e.g. 4G or 500M", 2)
+    return int(value)
+
+
+def check_budget(what: str, nbytes: int, fix: str) -> None:
+    """DltrainError, before anything is allocated, when `what` would need more than the memory budget."""
+    budget = memory_budget()
+    if nbytes > budget:
+        raise DltrainError(f"{what} would need about {nbytes / 2**30:.3g} GiB, more than the memory budget of "
+                           f"{budget / 2**30:.3g} GiB: {fix}, or raise the budget with {BUDGET_VARIABLE} (e.g. {BUDGET_VARIABLE}=16G)")
+
+
 def check_array_size(where: str, shape: tuple[int, ...], itemsize: int) -> None:
-    """Raise DltrainError when an array of this shape would take more than a quarter of the memory."""
+    """Raise DltrainError when an array of this shape would take more than a quarter of the memory,
+    or more than the memory budget once converted to float64 (as data and weights are)."""
     size = math.prod(shape) * itemsize
     if size > MAX_ARRAY_BYTES:
         raise DltrainError(
             f"{where} has shape {tuple(shape)} ({size / 2**30:.3g} GiB): more than the {MAX_ARRAY_BYTES / 2**30:.3g} GiB "
             "(a quarter of this machine's memory) dltrain allows one array"
         )
+    check_budget(f"{where} (shape {tuple(shape)}) as float64", math.prod(shape) * 8, "use a smaller array")
 
 
 def survives(parse: Callable[[], object], path: Path, seconds: int | None = None) -> None:
