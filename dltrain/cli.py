@@ -56,14 +56,14 @@ def main_options(
     version: bool = typer.Option(False, "--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."),
 ):
     """Config-driven deep-learning experiments on a NumPy engine (deeplearning.ai courses 1-2)."""
+
+
 app.add_typer(config_app, name="config")
 app.add_typer(datasets_app, name="datasets")
 
 
 MlflowOption = typer.Option(None, "--mlflow", help="Also log to this MLflow tracking URI (sqlite:///mlflow.db, http://host:5000) "
                                                    "once finished; needs pip install 'dltrain[mlflow]'.")
-
-
 
 
 @app.command()
@@ -114,14 +114,6 @@ def _positive(value: float) -> float:
     return value
 
 
-
-
-
-
-
-
-
-
 @app.command()
 def gradcheck(
     config: Path = typer.Argument(..., help="YAML config file."),
@@ -153,13 +145,11 @@ def gradcheck(
         print_gradcheck(cfg.name, outcome)
     if outcome.verdict != "pass":
         raise typer.Exit(1)
+
+
 class Metric(str, Enum):
     dev_accuracy = "dev_accuracy"
     dev_cost = "dev_cost"
-
-
-
-
 
 
 @app.command()
@@ -204,17 +194,11 @@ def search(
     out.print(str(folder), soft_wrap=True, markup=False)
 
 
-
-
-
-
 class Split(str, Enum):
     train = "train"
     dev = "dev"
     test = "test"
     all = "all"
-
-
 
 
 @app.command()
@@ -246,8 +230,6 @@ def evaluate(
         out.print(f"misclassified examples: {report['errors_file']}", soft_wrap=True, markup=False)
     out.print(f"plots: {', '.join(report['plots']) or 'none'}", soft_wrap=True, markup=False)
     out.print(str(Path(report["run"]) / "evaluation.json"), soft_wrap=True, markup=False)
-
-
 
 
 @app.command()

@@ -35,8 +35,6 @@ def config_schema():
     out.print(json.dumps(Config.model_json_schema(), indent=2), soft_wrap=True)
 
 
-
-
 @datasets_app.command("list")
 def datasets_list(data_dir: Path = typer.Option(Path("datasets"), "--dir", help="Folder the course files are looked for in.")):
     """The known datasets, the data: keys that select them, and whether their files are in --dir."""

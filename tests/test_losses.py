@@ -41,7 +41,6 @@ def test_penalties():
 # ---- precision against exact values -------------------------------------------------------------
 
 
-
 def _exact_log_sum_exp_minus(z: list[float], c: int) -> float:
     """-log softmax(z)_c = log(sum_k e^z_k) - z_c, to 150 digits (Python's decimal), as a float."""
     with decimal.localcontext(prec=150):

@@ -60,8 +60,6 @@ def arrays(path):
     return out
 
 
-
-
 def assert_same_results(a, b):
     assert arrays(a / "model.h5") == arrays(b / "model.h5")
     assert history_without_seconds(a) == history_without_seconds(b)

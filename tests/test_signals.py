@@ -55,8 +55,6 @@ def weights(path):
         return {k: f["params"][k][()].tobytes() for k in f["params"]}
 
 
-
-
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("whole")

@@ -73,8 +73,6 @@ def norm_row(params: dict[str, np.ndarray], grad_norms: dict[str, float], L: int
     return row
 
 
-
-
 def initial_cost(data: Prepared, t: Training) -> float:
     """The untrained model's data cost on the training set (evaluation mode, so no random draw),
     at least ln 2 (chance level for two classes): the scale divergence is measured against.

@@ -48,7 +48,6 @@ def run_config(run_dir: Path) -> Config:
     return validate_config(read_yaml(path), source=str(path))
 
 
-
 IMAGE_CHANNELS = (1, 3, 4)  # grey, RGB, RGBA: what an image can be drawn as
 
 

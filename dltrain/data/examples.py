@@ -90,6 +90,7 @@ class Examples:
         """
         idx = self.rows_of(cols)
         k = idx.size
+
         def buffer(kind, dtype):
             return self._buffer(kind, dtype, k) if reuse else np.empty((k, self.n_x), dtype)
 
