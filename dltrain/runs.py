@@ -344,11 +344,16 @@ def history_curve(rows: list[dict]) -> "dict[str, np.ndarray]":
     return curve
 
 
-def run_curve(run_dir: Path, history: list[dict]) -> "dict[str, np.ndarray]":
+def run_curve(run_dir: Path, history: list[dict] | None = None) -> "dict[str, np.ndarray]":
     """Every epoch's learning rate and costs from curve.csv, or the logged epochs of `history` (the
-    run's history.csv rows) for a run that has none (written before curve.csv existed)."""
+    run's history.csv rows, read here when not given) for a run that has none (written before
+    curve.csv existed)."""
     path = Path(run_dir) / CURVE
-    return read_curve(path) if path.is_file() else history_curve(history)
+    if path.is_file():
+        return read_curve(path)
+    if history is None:
+        history = read_history(Path(run_dir) / "history.csv") if present(Path(run_dir) / "history.csv") else []
+    return history_curve(history)
 
 
 def _read_json(path: Path) -> dict:
@@ -392,11 +397,17 @@ def load_run(run_dir: Path) -> RunRecord:
     for split in ("train", "dev", "test"):
         check_shape(run_dir / "metrics.json", metrics.get(split, {}), dict.fromkeys(("cost", "accuracy"), NUMBER) | {"examples": int},
                     f"{split}.")
-    summary = _read_json(run_dir / "summary.json")
-    check_shape(run_dir / "summary.json", summary, {"status": str, "name": str, "data_fingerprint": str, "epochs_run": int,
-                                                    "stopped_epoch": int, "best_epoch": int, "duration_seconds": NUMBER,
-                                                    "resumed": list, "pid": int, "host": str})
-    return RunRecord(run_dir, config, history, metrics, summary)
+    return RunRecord(run_dir, config, history, metrics, read_summary(run_dir))
+
+
+def read_summary(run_dir: Path) -> dict:
+    """summary.json of a run folder, its keys' types checked: what Run.status needs, without the
+    folder's other files (history.csv may be tens of MB)."""
+    summary = _read_json(Path(run_dir) / "summary.json")
+    check_shape(Path(run_dir) / "summary.json", summary, {"status": str, "name": str, "data_fingerprint": str, "epochs_run": int,
+                                                          "stopped_epoch": int, "best_epoch": int, "duration_seconds": NUMBER,
+                                                          "resumed": list, "pid": int, "host": str})
+    return summary
 
 
 NUMBER = (int, float)

@@ -14,9 +14,18 @@ from dltrain.commands.trained import load_trained, predictions, probabilities, r
 from dltrain.config import Config
 from dltrain.errors import DltrainError
 from dltrain.evaluation import classification_report
-from dltrain.runs import existing_folder, is_run_dir, load_run, present, read_history, read_json_file, run_curve
+from dltrain.runs import existing_folder, is_run_dir, present, read_history, read_json_file, read_summary, run_curve
 
 PLOTS = ("cost", "norms", "decision_boundary", "misclassified", "confusion_matrix")
+
+
+def pandas_module(owner: str):
+    """pandas, which is not a dependency: DltrainError naming the pip command where it is missing."""
+    try:
+        import pandas
+    except ImportError:
+        raise DltrainError(f"{owner}.to_pandas needs pandas: pip install pandas") from None
+    return pandas
 
 
 class History:
@@ -43,11 +52,7 @@ class History:
         return np.array([np.nan if row[column] is None else row[column] for row in self.rows], dtype=np.float64)
 
     def to_pandas(self):
-        try:
-            import pandas
-        except ImportError:
-            raise DltrainError("History.to_pandas needs pandas: pip install pandas") from None
-        return pandas.DataFrame(self.rows, columns=self.columns)
+        return pandas_module("History").DataFrame(self.rows, columns=self.columns)
 
     def __repr__(self) -> str:
         return f"History({len(self.rows)} rows: {', '.join(self.columns)})"
@@ -74,11 +79,7 @@ class Curve:
         return self._columns[column]
 
     def to_pandas(self):
-        try:
-            import pandas
-        except ImportError:
-            raise DltrainError("Curve.to_pandas needs pandas: pip install pandas") from None
-        return pandas.DataFrame(self._columns, columns=self.columns)
+        return pandas_module("Curve").DataFrame(self._columns, columns=self.columns)
 
     def __repr__(self) -> str:
         return f"Curve({len(self)} epochs: {', '.join(self.columns)})"
@@ -108,7 +109,7 @@ class Run:
     @property
     def summary(self) -> dict:
         """summary.json: status, stop reason, epochs run, duration, seeds, versions, data fingerprint."""
-        return load_run(self.path).summary
+        return read_summary(self.path)
 
     @property
     def status(self) -> str | None:
@@ -132,7 +133,7 @@ class Run:
     @property
     def curve(self) -> Curve:
         """Every epoch's learning rate and costs (curve.csv); the logged epochs for an older run."""
-        return Curve(run_curve(self.path, self.history.rows))
+        return Curve(run_curve(self.path))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """AL (n_L, m): class probabilities for raw inputs X (n_x, m), examples as columns and valued
@@ -170,14 +171,15 @@ class Run:
         if kind not in PLOTS:
             raise DltrainError(f"plot {kind!r}: choose one of {', '.join(PLOTS)}")
         if kind in ("cost", "norms"):
-            rows, summary = self.history.rows, self.summary
             if kind == "norms":
+                rows = self.history.rows
                 L = len(self.config.model.layers) - 1
                 if not rows or "norm_W1" not in rows[0]:
                     raise DltrainError(f"{self.path} logged no norms: train with training.log_norms: true")
                 return plots.norm_curves(rows, L, f"{self.name}: weight and gradient norms")
+            summary = self.summary
             marks = {"stopped": summary["stopped_epoch"], "best": summary["best_epoch"]} if "best_epoch" in summary else {}
-            return plots.cost_curve(run_curve(self.path, rows), f"{self.config.name}: cost", marks)
+            return plots.cost_curve(run_curve(self.path), f"{self.config.name}: cost", marks)
         model = load_trained(self.path)
         data = prepare_data(model.cfg, trained=model)
         if split is None:

@@ -65,7 +65,8 @@ def cost_rows(record) -> tuple[list[dict], int]:
     and how many epochs were recorded."""
     curve = run_curve(record.dir, record.history)
     keys = [k for k in ("epoch", "learning_rate", "cost", "data_cost") if k in curve]
-    rows = {row["epoch"]: row for row in thin([{k: curve[k][i].item() for k in keys} for i in range(len(curve.get("epoch", [])))])}
+    drawn = thin(list(range(len(curve.get("epoch", [])))))  # the epochs' positions, so only drawn rows are built
+    rows = {row["epoch"]: row for row in ({k: curve[k][i].item() for k in keys} for i in drawn)}
     for row in thin(record.history):
         rows[row["epoch"]] = {**rows.get(row["epoch"], {}), **row}
     return [rows[epoch] for epoch in sorted(rows)], max(len(curve.get("epoch", [])), len(record.history))
