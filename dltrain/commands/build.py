@@ -16,6 +16,7 @@ from dltrain.data.prepare import (
     split_parts,
     targets,
 )
+from dltrain.data.stream import wants_stream
 from dltrain.engine.activations import ACTIVATIONS, leaky_relu
 from dltrain.engine.initializers import INITIALIZERS
 from dltrain.engine.losses import LOSSES
@@ -62,7 +63,7 @@ def prepare_data(cfg: Config, trained=None) -> Prepared:
     evaluation sees exactly the inputs training saw), and since its shape can no longer change, a
     mismatch asks for other data rather than another config.
     """
-    ds = load_dataset(cfg.data, None if trained is None else trained.classes)
+    ds = load_dataset(cfg.data, None if trained is None else trained.classes, wants_stream(cfg.data, cfg.training.batch_size))
     n_x = ds.X_train.shape[0]
     first = cfg.model.layers[0]
     source = data_source(cfg.data)
@@ -116,9 +117,9 @@ def prepare_data(cfg: Config, trained=None) -> Prepared:
 
 def row_store(X):
     """The store of a loaded part's features X (n_x, m): its rows, each example contiguous (a view of
-    the loaded array when it is column-major, as loaders leave images), or a streamed file's own."""
+    the loaded array when it is column-major, as loaders leave images), or a streamed file's H5Rows."""
     if not isinstance(X, np.ndarray):
-        return X
+        return X.T
     return ArrayRows(np.ascontiguousarray(X.T))
 
 
@@ -127,14 +128,18 @@ STATS_BYTES = 256 * 2**20
 
 def train_statistics(X_train, store, idx, kind: str) -> dict[str, np.ndarray]:
     """normalization_stats of the train split. Standardization of data whose float64 copy is at most
-    STATS_BYTES takes today's path (the same bits as every earlier run); larger data take one
-    streaming pass over float64 chunks (data.examples.streaming_stats), never a full float copy."""
+    STATS_BYTES takes today's path (the same bits as every earlier run, and streamed data the bits of
+    the same data in memory); larger data take one streaming pass over float64 chunks
+    (data.examples.streaming_stats), never a full float copy."""
     if kind != "standardize":
         return normalization_stats(None, kind)
     m = store.shape[0] if idx is None else idx.size
-    if isinstance(X_train, np.ndarray) and 8 * m * store.shape[1] <= STATS_BYTES:
-        X = X_train.astype(np.float64, copy=False)
-        return normalization_stats(X if idx is None else X[:, idx], kind)
+    if 8 * m * store.shape[1] <= STATS_BYTES:
+        if isinstance(X_train, np.ndarray):
+            X = X_train.astype(np.float64, copy=False)
+            return normalization_stats(X if idx is None else X[:, idx], kind)
+        # A streamed split read whole: the same float64 (n_x, m) column-major layout, so the same sums.
+        return normalization_stats(Examples(store, idx, {}, np.float64).raw_float64(), kind)
     return streaming_stats(Examples(store, idx, {}, np.float64))
 
 
@@ -241,6 +246,10 @@ def resolved_config(cfg: Config, n_x: int) -> dict:
     if cfg.tracking == type(cfg).model_fields["tracking"].default:
         # No tracking asked for: the record stays as before the section existed (reproduce compares model.h5's config).
         del resolved["tracking"]
+    if resolved["data"].get("stream") == "auto":
+        # Streaming changes where the rows are read from, never a result: `auto` (the default) is not recorded, so
+        # runs recorded before the key existed reproduce with identical config.yaml and model.h5.
+        del resolved["data"]["stream"]
     for key in ("dir", "path", "test_path"):
         if isinstance(resolved["data"].get(key), str):
             resolved["data"][key] = os.path.abspath(resolved["data"][key])

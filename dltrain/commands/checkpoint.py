@@ -23,7 +23,7 @@ def checked_config(cfg: Config, n_x: int) -> dict:
     """What a checkpoint must agree on with the config that resumes it: everything but the data
     paths (the data themselves are checked by their fingerprint, wherever they now live) and tracking."""
     resolved = resolved_config(cfg, n_x)
-    for key in ("dir", "path", "test_path"):
+    for key in ("dir", "path", "test_path", "stream"):  # stream: where rows are read from, same results
         resolved["data"].pop(key, None)
     resolved.pop("tracking", None)  # where copies go is no part of the training
     return resolved

@@ -142,6 +142,10 @@ class FileData(DataBase):
                                                        "or text labels: classes in sorted order, or in the order of classes)")
     classes: list[str] | None = Field(None, min_length=2, description="class names for labels 0..C-1; default '0'..'C-1' "
                                                                      "(a csv's text labels by default)")
+    stream: bool | Literal["auto"] = Field(
+        "auto", description="read mini-batches from the .h5/.hdf5 file instead of loading it (docs/large-datasets.md): "
+                            "true, false, or auto: stream when the features' raw size exceeds the memory budget and training uses mini-batches"
+    )
 
     @field_validator("path")
     @classmethod
@@ -165,6 +169,10 @@ class FileData(DataBase):
         if (self.x_test is None) != (self.y_test is None):
             null, other = ("x_test", "y_test") if self.x_test is None else ("y_test", "x_test")
             raise field_error(null, f"set both x_test and y_test, or both to null ({other} is {getattr(self, other)!r})", None)
+        if self.stream is True and not self.path.lower().endswith((".h5", ".hdf5")):
+            raise field_error("stream", f"stream: true reads an .h5/.hdf5 file; {self.path} is read whole (set stream: false or auto)", True)
+        if self.stream is True and self.layout != "rows":
+            raise field_error("stream", "stream: true needs layout: rows (each example stored contiguously); convert the file or set stream: false", True)
         if self.classes is not None and len(set(self.classes)) != len(self.classes):
             repeated = next(c for c in self.classes if self.classes.count(c) > 1)
             raise field_error("classes", f"classes must be distinct names ({repeated!r} is repeated)", self.classes)
@@ -177,6 +185,10 @@ class ImagesData(DataBase):
                                   "e.g. written by `dltrain datasets import`; its test_set_x/test_set_y are the test part")
     test_path: PathText | None = Field(None, description="separate h5 file holding test_set_x/test_set_y (as the course ships them)")
     normalize: Literal["none", "scale", "standardize"] = "scale"
+    stream: bool | Literal["auto"] = Field(
+        "auto", description="read mini-batches from the .h5/.hdf5 file instead of loading it (docs/large-datasets.md): "
+                            "true, false, or auto: stream when the features' raw size exceeds the memory budget and training uses mini-batches"
+    )
 
     @field_validator("path", "test_path")
     @classmethod
@@ -415,6 +427,9 @@ class Config(Strict):
             layers = "hidden layer" if n_hidden == 1 else "hidden layers"
             raise field_error("regularization.keep_prob", f"keep_prob lists {len(keep_prob)} values but the model has {n_hidden} {layers} "
                                                           f"(model.layers is {self.model.layers}): give one value per hidden layer", keep_prob)
+        if getattr(self.data, "stream", False) is True and self.training.batch_size is None:
+            raise field_error("data.stream", "stream: true reads mini-batches from the file, but training.batch_size is null "
+                                             "(full batch): set training.batch_size (e.g. 256) or stream: false", True)
         return self
 
 

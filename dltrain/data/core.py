@@ -9,6 +9,7 @@ import numpy as np
 from dltrain.data.files import load_file
 from dltrain.data.generated import load_circles, load_moons, load_planar
 from dltrain.data.h5 import load_cat, load_images, load_signs
+from dltrain.data.stream import H5Columns, stream_file, stream_images
 
 
 class Dataset(NamedTuple):
@@ -16,12 +17,12 @@ class Dataset(NamedTuple):
 
     X holds the raw values: uint8 pixels stay uint8 (as the view x.reshape(m, -1).T of the stored
     images, so each example is contiguous), other features are float64. A streamed file's X is a
-    data.stream.H5Rows view (its .T the rows) instead of an array.
+    data.stream.H5Columns (n_x, m) instead of an array: its .T is the H5Rows store that reads the rows.
     """
 
-    X_train: np.ndarray
+    X_train: "np.ndarray | H5Columns"
     y_train: np.ndarray
-    X_test: np.ndarray | None
+    X_test: "np.ndarray | H5Columns | None"
     y_test: np.ndarray | None
     classes: list[str]
     image_shape: tuple[int, ...] | None  # (64, 64, 3) for images flattened in C order, else None
@@ -50,12 +51,18 @@ CATALOG = [
 ]
 
 
-def load_dataset(data, known_classes: list[str] | None = None) -> Dataset:
+# Loaders that leave the features in the file (data.stream), for the datasets that can stream.
+STREAM_LOADERS = {"file": stream_file, "images": stream_images}
+
+
+def load_dataset(data, known_classes: list[str] | None = None, stream: bool = False) -> Dataset:
     """Load the dataset a validated `data:` config section names. known_classes: those of a trained
-    model the data will be evaluated with, so that a csv's text labels map to the same classes."""
+    model the data will be evaluated with, so that a csv's text labels map to the same classes.
+    stream: leave the features in their .h5 file, read batch by batch (data.stream.wants_stream decides)."""
+    loaders = STREAM_LOADERS if stream else LOADERS
     if known_classes is not None and data.dataset == "file":
-        return Dataset(*load_file(data, known_classes))
-    return Dataset(*LOADERS[data.dataset](data))
+        return Dataset(*loaders["file"](data, known_classes))
+    return Dataset(*loaders[data.dataset](data))
 
 
 def fingerprint(ds: Dataset, legacy: bool = False) -> str:
@@ -76,8 +83,8 @@ def fingerprint(ds: Dataset, legacy: bool = False) -> str:
             value = np.ascontiguousarray(value, dtype=np.float64 if legacy and name.startswith("X_") else None)
             h.update(f"{value.dtype.str}{value.shape}".encode())
             h.update(value.data)
-        elif hasattr(value, "fingerprint"):  # a streamed file's features (data.stream)
-            h.update(value.fingerprint().encode())
+        elif hasattr(value, "update_hash"):  # a streamed file's features, hashed in blocks (data.stream)
+            value.update_hash(h)
         else:
             h.update(json.dumps(value, default=str).encode())
     return "sha256:" + h.hexdigest()

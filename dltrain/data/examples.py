@@ -6,7 +6,7 @@ chunk into buffers of the run's dtype. No float copy of a whole split is made un
 for one (np.asarray(examples), full-batch training on data that fit).
 
 The rows come from a store: an in-memory array, or an HDF5 dataset read batch by batch
-(data.stream, see dltrain.data.stream). Normalization is elementwise and done in float64 before
+(data.stream: dltrain.data.stream.H5Rows). Normalization is elementwise and done in float64 before
 the cast to the run's dtype, exactly as prepare_data did on whole arrays, so each element has the
 same bits as before and course runs reproduce.
 """
@@ -14,10 +14,13 @@ same bits as before and course runs reproduce.
 import numpy as np
 
 # A split whose float64 columns take at most SMALL_BYTES (every course split: SIGNS is 1080 x 12288,
-# 106 MB) is evaluated in one chunk of at most MAX_CHUNK examples, as always: BLAS may round a
-# narrow product (a tail of 1-3 columns) differently, so course numbers keep their bits only with
-# the same chunks. Larger splits are evaluated in chunks of CHUNK_BYTES of float64 columns.
+# 106 MB), of data whose raw rows take at most SMALL_RAW_BYTES (SIGNS: 13 MB, cat: 2.5 MB), is
+# evaluated in one chunk of at most MAX_CHUNK examples, as always: BLAS may round a narrow product
+# (a tail of 1-3 columns) differently, so course numbers keep their bits only with the same chunks.
+# Other splits are evaluated in chunks of CHUNK_BYTES of float64 columns: with large data, a 100 MB
+# float chunk of its dev split would be a large share of the memory the raw data need.
 SMALL_BYTES = 112 * 2**20
+SMALL_RAW_BYTES = 64 * 2**20
 CHUNK_BYTES = 16 * 2**20
 MAX_CHUNK = 4096
 
@@ -58,8 +61,9 @@ class Examples:
 
     @property
     def chunk(self) -> int:
-        """Examples per evaluation chunk: MAX_CHUNK for small splits, else CHUNK_BYTES of float64 columns."""
-        if 8 * self.n_x * self.m <= SMALL_BYTES:
+        """Examples per evaluation chunk: MAX_CHUNK for small splits of small data, else CHUNK_BYTES of float64 columns."""
+        raw_bytes = self.store.shape[0] * self.n_x * np.dtype(self.store.dtype).itemsize
+        if 8 * self.n_x * self.m <= SMALL_BYTES and raw_bytes <= SMALL_RAW_BYTES:
             return MAX_CHUNK
         return max(1, min(MAX_CHUNK, CHUNK_BYTES // (8 * self.n_x)))
 

@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import scipy.io
 
-from dltrain.data.limits import MAX_ARRAY_BYTES, check_array_size, survives
+from dltrain.data.limits import MAX_ARRAY_BYTES, check_array_size, check_budget, survives
 from dltrain.errors import DltrainError, one_line  # noqa: F401 (one_line: data.images)
 
 MAX_CLASSES = 100_000  # a larger label is a damaged file, not a class
@@ -78,7 +78,8 @@ def _read_h5(path: Path, names: list[str]):
         for k in names:
             if k in f:
                 ds = plain_dataset(f"data file {path}: {k}", f, k)
-                check_array_size(f"data file {path}: {k}", ds.shape, ds.dtype.itemsize)
+                # uint8 images are held raw (data.examples); features() checks any float64 conversion.
+                check_array_size(f"data file {path}: {k}", ds.shape, ds.dtype.itemsize, held_raw=ds.dtype == np.uint8 and ds.ndim >= 2)
                 out[k] = ds[()]
         return list(f.keys()), out
 
@@ -245,6 +246,7 @@ def features(x: np.ndarray, layout: str, where: str) -> tuple[np.ndarray, tuple[
         X, image_shape = x.reshape(-1, x.shape[-1]), None
     if x.dtype == np.uint8 and layout == "rows":
         return X, image_shape  # raw pixels stay uint8 (finite by type), each example contiguous; see data.examples
+    check_budget(f"{where} (shape {x.shape}) as float64", X.size * 8, "use a smaller array")
     X = X.astype(np.float64)
     bad = ~np.isfinite(X)
     if bad.any():
