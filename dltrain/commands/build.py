@@ -115,6 +115,14 @@ def prepare_data(cfg: Config, trained=None) -> Prepared:
     return Prepared(X, Y, split_y, stats, ds.classes, ds.image_shape, n_x, fingerprint(ds), ds)
 
 
+def release_buffers(data: Prepared) -> None:
+    """Free the mini-batch buffers the splits share once training is over: figures and the report
+    that follow evaluate in smaller chunks and are drawn in the memory the buffers held."""
+    for X in data.X.values():
+        if isinstance(X, Examples):
+            X.buffers.clear()
+
+
 def row_store(X):
     """The store of a loaded part's features X (n_x, m): its rows, each example contiguous (a view of
     the loaded array when it is column-major, as loaders leave images), or a streamed file's H5Rows."""

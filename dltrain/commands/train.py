@@ -23,6 +23,7 @@ from dltrain.commands.build import (
     build_schedule,
     build_training,
     prepare_data,
+    release_buffers,
     resolved_config,
     same_data,
 )
@@ -390,6 +391,7 @@ def finish(cfg: Config, data: Prepared, t: Training, run: RunWriter, summary: di
             stopper.restore(t.params, t.state)
     metrics = split_metrics(cfg, data, t)
     run.write_json("metrics.json", metrics)
+    release_buffers(data)
     run.save_model(
         "model.h5",
         params=t.params,

@@ -23,6 +23,7 @@ SMALL_BYTES = 112 * 2**20
 SMALL_RAW_BYTES = 64 * 2**20
 CHUNK_BYTES = 16 * 2**20
 MAX_CHUNK = 4096
+NORMALIZE_BLOCK_BYTES = 2 * 2**20  # float64 rows normalized at a time for a float32 run
 
 
 class ArrayRows:
@@ -98,28 +99,39 @@ class Examples:
         def buffer(kind, dtype):
             return self._buffer(kind, dtype, k) if reuse else np.empty((k, self.n_x), dtype)
 
-        raw = buffer("raw", self.store.dtype)
-        f64 = buffer("float64", np.float64) if self.store.dtype != np.float64 else None
-        out = buffer("out", self.dtype) if self.dtype != np.float64 else None
-        raw = self.store.take(idx, raw)
-        if f64 is None:
-            x = raw
-        else:
-            x = f64[:k]
-            np.copyto(x, raw, casting="unsafe")
-        normalize_in_place(x, self.stats)
+        raw = self.store.take(idx, buffer("raw", self.store.dtype))
+        flipped = None
         if self.flip is not None:
-            # After normalization, as augmentation always mirrored the normalized inputs.
-            order, mask = self.flip
             pos = np.arange(self.m)[cols] if isinstance(cols, slice) else np.asarray(cols)
-            flipped = np.flatnonzero(mask[pos])
-            if flipped.size:
-                x[flipped] = x[flipped][:, order]
-        if out is None:
+            flipped = self.flip[1][pos]
+        if self.dtype == np.float64:
+            x = raw if self.store.dtype == np.float64 else buffer("float64", np.float64)[:k]
+            if x is not raw:
+                np.copyto(x, raw, casting="unsafe")
+            self._normalize(x, flipped)
             return x.T
-        out = out[:k]
-        np.copyto(out, x, casting="same_kind")
+        # Another run dtype: normalized in float64 a block of rows at a time (elementwise, so the same
+        # bits), each block cast into the output: no float64 copy of the whole batch or chunk.
+        out = buffer("out", self.dtype)[:k]
+        step = max(1, NORMALIZE_BLOCK_BYTES // (8 * self.n_x))
+        scratch = self._buffer("scratch", np.float64, min(step, k)) if self.store.dtype != np.float64 else None
+        for i in range(0, k, step):
+            j = min(k, i + step)
+            x = raw[i:j] if scratch is None else scratch[: j - i]
+            if scratch is not None:
+                np.copyto(x, raw[i:j], casting="unsafe")
+            self._normalize(x, None if flipped is None else flipped[i:j])
+            np.copyto(out[i:j], x, casting="same_kind")
         return out.T
+
+    def _normalize(self, x: np.ndarray, flipped: np.ndarray | None) -> None:
+        """Rows x (k, n_x) float64 normalized in place, then those where flipped (k,) is True mirrored."""
+        normalize_in_place(x, self.stats)
+        if flipped is not None:
+            # After normalization, as augmentation always mirrored the normalized inputs.
+            rows = np.flatnonzero(flipped)
+            if rows.size:
+                x[rows] = x[rows][:, self.flip[0]]
 
     def chunks(self, size: int | None = None):
         """(slice, X chunk (n_x, k)) over all examples in order, each chunk in the reused buffers."""
