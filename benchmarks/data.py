@@ -1,7 +1,7 @@
 """Data at scale: peak RSS and examples/s of one training epoch on an `images` file of N 64x64x3 images.
 
     PYTHONPATH=$PWD python benchmarks/data.py [--sizes 20000,100000,400000] [--modes memory,stream]
-        [--dtypes float32,float64] [--dir /work/tmp-data] [--no-torch]
+        [--dtypes float32,float64] [--dir /work/tmp-data] [--no-torch] [--keep]
 
 Each measurement runs `dltrain train` (Python API, no progress display) in a fresh subprocess
 (Adam, batch 256, one epoch, 12288-32-1 relu/sigmoid network, dev_fraction 0.05) and reads its peak
@@ -131,14 +131,17 @@ def main() -> None:
     ap.add_argument("--dtypes", default="float32,float64")
     ap.add_argument("--dir", default=None, help="where the image files go (default: a temporary folder; use a disk, not a tmpfs)")
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch peer")
+    ap.add_argument("--keep", action="store_true", help="write the files to --dir itself, reuse them there and keep them")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         tmp = Path(tmp)
+        files = Path(args.dir or ".") if args.keep else tmp
         print(f"{'images':>8} {'mode':>7} {'dtype':>8} {'raw MB':>7} {'peak RSS MB':>11} {'target MB':>9} {'ratio':>6} "
               f"{'examples/s':>10} {'vs memory':>9} {'vs torch':>8}")
         for m in map(int, args.sizes.split(",")):
-            path = tmp / f"images-{m}.h5"
-            make_file(path, m)
+            path = files / f"images-{m}.h5"
+            if not path.exists():
+                make_file(path, m)
             raw = m * SIDE * SIDE * 3
             modes = (args.modes_400k if m >= 400_000 else args.modes).split(",")
             peer = None if args.no_torch else measure_torch(path)
@@ -156,7 +159,8 @@ def main() -> None:
                                 if peer is not None and mode == "stream" and dtype == "float32" else "")
                     print(f"{m:>8} {mode:>7} {dtype:>8} {raw / MB:>7.0f} {r['rss'] / MB:>11.0f} {target / MB:>9.0f} "
                           f"{r['rss'] / target:>6.2f} {speed[mode]:>10.0f} {vs_memory:>9} {vs_torch:>8}", flush=True)
-            path.unlink()
+            if not args.keep:
+                path.unlink()
         print(f"(this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB peak; throughput provisional on a shared machine)")
 
 

@@ -281,3 +281,18 @@ def test_a_read_error_mid_epoch_stops_the_run(tmp_path, monkeypatch):
         monkeypatch.setattr(stream.os, "preadv", broken)
     after_reads(monkeypatch, n, failing)
     assert_failed_with(cli_train(tmp_path, path), tmp_path, path, "read error in epoch 2", "Input/output error")
+
+
+def test_evaluate_and_gradcheck_read_streamed_data(tmp_path):
+    path = images_file(tmp_path / "x.h5")
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(yaml.safe_dump(config(path, True, epochs=2)))
+    run = train(cfg, run_dir=tmp_path / "run", progress=False)
+    res = runner.invoke(app, ["evaluate", str(run.path)])
+    assert res.exit_code == 0, res.output
+    evaluation = json.loads((run.path / "evaluation.json").read_text())
+    metrics = json.loads((run.path / "metrics.json").read_text())
+    for split in ("train", "dev", "test"):
+        assert evaluation["splits"][split]["cost"] == metrics[split]["cost"]
+    res = runner.invoke(app, ["gradcheck", str(cfg)])
+    assert res.exit_code == 0 and "verdict: pass" in res.output, res.output
