@@ -21,7 +21,7 @@ import numpy as np
 # float chunk of its dev split would be a large share of the memory the raw data need.
 SMALL_BYTES = 112 * 2**20
 SMALL_RAW_BYTES = 64 * 2**20
-CHUNK_BYTES = 16 * 2**20
+CHUNK_BYTES = 8 * 2**20
 MAX_CHUNK = 4096
 NORMALIZE_BLOCK_BYTES = 2 * 2**20  # float64 rows normalized at a time for a float32 run
 
