@@ -302,6 +302,12 @@ def build_training(cfg: Config, data: Prepared) -> Training:
         n_prev = spec.units
     check_budget("training this model", training_bytes(cfg, net, data),
                  "use fewer or smaller layers (model.layers), a smaller training.batch_size, or float32 (dtype)")
+    train_m = data.X["train"].shape[1]
+    if isinstance(data.X["train"], Examples) and (cfg.training.batch_size or train_m) >= train_m:
+        # Full-batch steps take one product over the whole split: its normalized copy is made (data.examples).
+        check_budget(f"full-batch training on {train_m} examples (a normalized float copy of the training split)",
+                     train_m * net.n_x * (1 + 8 + (itemsize if itemsize != 8 else 0)),
+                     "use mini-batches (training.batch_size, e.g. 256; data.stream then reads them from the file)")
     rng = init_rng(cfg)
     params, state = init_params(net, INITIALIZERS[cfg.init.scheme], rng, cfg.init.scale, np.dtype(cfg.dtype))
     es = cfg.regularization.early_stopping
