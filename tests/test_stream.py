@@ -319,3 +319,10 @@ def test_a_read_error_in_a_compressed_file_stops_the_run(tmp_path, monkeypatch):
         monkeypatch.setattr(h5py.Dataset, "__getitem__", broken)
     after_reads(monkeypatch, n, failing)
     assert_failed_with(cli_train(tmp_path, path), tmp_path, path, "read error in epoch 2", "inflate() failed")
+
+
+def test_an_exported_models_config_fingerprint_does_not_depend_on_stream():
+    from dltrain.commands.export import config_fingerprint
+
+    tree = {"data": {"dataset": "images", "path": "/a.h5"}, "model": {"layers": [3, 1]}}
+    assert config_fingerprint(tree) == config_fingerprint({**tree, "data": {**tree["data"], "stream": True}})

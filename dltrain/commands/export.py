@@ -26,11 +26,12 @@ class Exported(NamedTuple):
 
 
 def config_fingerprint(tree: dict) -> str:
-    """sha256 of the resolved config as canonical JSON, without the data paths and tracking: the same
-    model definition has the same fingerprint wherever its data live (the data have their own fingerprint)."""
+    """sha256 of the resolved config as canonical JSON, without the data paths, data.stream and tracking: the
+    same model definition has the same fingerprint wherever its data live and however they are read (the data
+    have their own fingerprint)."""
     tree = json.loads(json.dumps(tree))
     tree.pop("tracking", None)
-    for key in ("dir", "path", "test_path"):
+    for key in ("dir", "path", "test_path", "stream"):
         tree.get("data", {}).pop(key, None)
     return "sha256:" + hashlib.sha256(json.dumps(tree, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
