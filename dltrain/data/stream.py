@@ -257,7 +257,7 @@ def stream_file(data, known_classes: list[str] | None = None):
     if "test" in parts and parts["test"][0].shape[0] != parts["train"][0].shape[0]:
         raise DltrainError(f"data file {path}: {data.x_test} has {parts['test'][0].shape[0]} features but {data.x_train} has "
                            f"{parts['train'][0].shape[0]}")
-    classes = class_names(parts, data.classes or known_classes, path)
+    classes = class_names(parts, data.classes, path)  # known_classes only map a csv's text labels (load_file)
     X, y, _ = parts["train"]
     X_test, y_test, _ = parts.get("test", (None, None, None))
     return X, y, X_test, y_test, classes, image_shape
