@@ -107,7 +107,7 @@ def test_accumulated_training_follows_the_single_product(optimizer):
         params, state = init_params(net, INITIALIZERS["xavier"], np.random.default_rng(1), 1.0)
         dropout = np.random.default_rng(2)
         costs = [r.cost for r in train_epochs(X, Y, params, state, net, OPTIMIZERS[optimizer](), lambda e: 0.05, 30,
-                                              dropout_rng=lambda: dropout, accumulate=chunk)]
+                                              dropout_rng=lambda d=dropout: d, accumulate=chunk)]
         runs.append((costs, params))
     (costs, params), (acc_costs, acc_params) = runs
     assert costs != acc_costs  # the summation order differs ...
@@ -128,9 +128,10 @@ def images_file(path, m=300, side=16):
     return path
 
 
-# 300 images of 16x16x3 = 768 features: 1.84 MB as float64 (the data fit the budget), but one full-batch
-# step's normalized copy with its float64 staging and activations is 300 x 7,072 = 2.12 MB (it does not).
-BUDGET = "2000000"
+# 300 images of 16x16x3 = 768 features: 230 KB of uint8 pixels, held raw (1.84 MB as float64, more than the
+# budget), and one full-batch step's normalized copy with its float64 staging and activations would be
+# 300 x 7,072 = 2.12 MB: accumulated over chunks of 1,500,000 / 8 // 7,072 = 26 examples.
+BUDGET = "1500000"
 
 
 def write_config(tmp_path, name="c.yaml", **model):
@@ -150,10 +151,10 @@ def test_a_full_batch_over_the_budget_is_accumulated_and_recorded(tmp_path, monk
     monkeypatch.setenv("DLTRAIN_MEMORY_BUDGET", BUDGET)
     res = runner.invoke(app, ["train", str(config), "--run-dir", str(tmp_path / "acc")])
     assert res.exit_code == 0, res.output
-    assert "full batch accumulated over 9 chunks of up to 35 examples" in " ".join(res.output.split())
+    assert "full batch accumulated over 12 chunks of up to 26 examples" in " ".join(res.output.split())
     one, acc = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("one", "acc"))
     assert "gradient_accumulation" not in one
-    assert acc["gradient_accumulation"] == {"chunks": 9, "examples_per_chunk": 35}
+    assert acc["gradient_accumulation"] == {"chunks": 12, "examples_per_chunk": 26}
     history = [np.loadtxt(tmp_path / d / "history.csv", delimiter=",", skiprows=1, usecols=(3, 4, 5)) for d in ("one", "acc")]
     assert not np.array_equal(*history)  # accumulated, so rounded differently ...
     np.testing.assert_allclose(history[1], history[0], rtol=1e-11)  # ... to the same costs
@@ -171,3 +172,34 @@ def test_batch_norm_over_the_budget_is_refused(tmp_path, monkeypatch):
     # Mini-batches are never accumulated, batch norm or not.
     res = runner.invoke(app, ["train", str(config), "--set", "training.batch_size=64", "--runs-dir", str(tmp_path / "runs")])
     assert res.exit_code == 0, res.output
+
+
+def test_an_accumulated_run_resumes_bit_identically(tmp_path, monkeypatch):
+    from dltrain import resume, train
+    from dltrain.errors import Interrupted
+    from tests.test_reliability import assert_same_results, stop_at
+
+    monkeypatch.setenv("DLTRAIN_MEMORY_BUDGET", BUDGET)
+    config = write_config(tmp_path)
+    whole = train(config, run_dir=tmp_path / "whole", progress=False)
+    assert whole.summary["gradient_accumulation"]["chunks"] == 12
+    progress, event = stop_at(2)
+    with pytest.raises(Interrupted):
+        train(config, run_dir=tmp_path / "cut", progress=progress, interrupt=event)
+    assert resume(tmp_path / "cut", progress=False).summary["gradient_accumulation"]["chunks"] == 12
+    assert_same_results(tmp_path / "whole", tmp_path / "cut")
+
+
+def test_uint8_pixels_are_budgeted_as_held(tmp_path, monkeypatch):
+    from dltrain.data.files import features
+    from dltrain.data.h5 import course_images
+    from dltrain.errors import DltrainError
+
+    path = images_file(tmp_path / "i.h5")  # 300 x 768 uint8: 230 KB as held, 1.84 MB as float64
+    monkeypatch.setenv("DLTRAIN_MEMORY_BUDGET", "1000000")
+    assert course_images(path, "train")[0].dtype == np.uint8
+    with pytest.raises(DltrainError, match=r"as float64 would need about"):  # converted: columns layout
+        features(np.zeros((768, 300), np.uint8), "columns", "x")
+    monkeypatch.setenv("DLTRAIN_MEMORY_BUDGET", "200000")
+    with pytest.raises(DltrainError, match=r"train_set_x \(shape \(300, 16, 16, 3\)\) would need about"):
+        course_images(path, "train")

@@ -320,7 +320,8 @@ def full_batch_chunk(cfg: Config, net: Network, data: "Prepared", budget: int | 
         return None
     itemsize = np.dtype(cfg.dtype).itemsize
     store = getattr(X, "store", None)
-    copy = 0 if store is None else net.n_x * (store.dtype.itemsize + 8 + (itemsize if itemsize != 8 else 0))
+    # Examples.columns: the raw rows taken, their float64 staging (unless raw is float64), the run's dtype (unless float64).
+    copy = 0 if store is None else net.n_x * (store.dtype.itemsize + 8 * (store.dtype != np.float64) + itemsize * (itemsize != 8))
     per_example = copy + 4 * itemsize * sum(spec.units for spec in net.layers)
     budget = memory_budget() if budget is None else budget
     if m * per_example <= budget:

@@ -53,15 +53,16 @@ class ImportResult(NamedTuple):
     classes: list[str]
     counts: dict[str, list[int]]  # split -> examples per class (written ones)
     image_shape: tuple[int, int, int]
-    skipped: tuple[UnreadableImage, ...] = ()  # unreadable images left out (on_error="skip"): .path, .reason
+    skipped: tuple[UnreadableImage, ...] = ()  # unreadable images left out (on_error="skip"), by path: .path, .reason
 
 
 IMPORT_BLOCK = 256  # images decoded and written at a time: memory stays a block, whatever the folder holds
 ON_ERROR = ("stop", "skip")
-# Measured with benchmarks/import_layout.py (docs/large-datasets.md): how the images are compressed and
-# how many share a chunk, the unit HDF5 reads (and decompresses) whole.
-COMPRESSION = {"gzip": {"compression": "gzip", "compression_opts": 4}, "lzf": {"compression": "lzf"}, "none": {}}
-DEFAULT_COMPRESSION = "gzip"
+# Measured with benchmarks/import_layout.py (docs/large-datasets.md): uncompressed and contiguous reads
+# fastest in both of an epoch's access patterns; compressed images are stored in chunks of CHUNK_IMAGES
+# images, the unit HDF5 reads and decompresses whole.
+COMPRESSION = {"none": {}, "gzip": {"compression": "gzip", "compression_opts": 4}, "lzf": {"compression": "lzf"}}
+DEFAULT_COMPRESSION = "none"
 CHUNK_IMAGES = 16
 
 
@@ -76,8 +77,8 @@ def import_image_folder(src: Path, out: Path, size: int, test_fraction: float, s
     after each block. Keys: train_set_x (m, size, size, 3),
     train_set_y (m,), list_classes (C,), and test_set_x / test_set_y when test_fraction > 0.
     on_error: an unreadable image stops the import ("stop", no file is written) or is left out of
-    its part, its label with it ("skip": the result's `skipped` names each). compression: "gzip"
-    (level 4), "lzf" or "none", in chunks of CHUNK_IMAGES images.
+    its part, its label with it ("skip": the result's `skipped` names each). compression: "none"
+    (contiguous, the fastest to read), or "gzip" (level 4) or "lzf" in chunks of CHUNK_IMAGES images.
     """
     src, out = Path(src), Path(out)
     if on_error not in ON_ERROR:
@@ -132,15 +133,17 @@ def import_image_folder(src: Path, out: Path, size: int, test_fraction: float, s
                                             skipped if on_error == "skip" else None, tick)
             f.attrs.update(source=str(src.resolve()), size=size, test_fraction=test_fraction, seed=seed,
                            compression=compression, skipped=len(skipped))
+        if skipped and compression == "none":
+            compact(tmp, {split: labels.size for split, labels in written.items()})
         os.replace(tmp, out)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
+        remove_temporary(tmp)
         raise DltrainError(f"cannot write {out}: {e}") from None
     except BaseException:  # an unreadable image (named by read_image), or Ctrl-C: no half-written file stays
-        tmp.unlink(missing_ok=True)
+        remove_temporary(tmp)
         raise
     counts = {split: np.bincount(labels, minlength=len(classes)).tolist() for split, labels in written.items()}
-    return ImportResult(out, classes, counts, shape, tuple(skipped))
+    return ImportResult(out, classes, counts, shape, tuple(sorted(skipped, key=lambda e: str(e.path))))
 
 
 def write_part(f: h5py.File, split: str, files: list[Path], y: np.ndarray, shape: tuple, compression: str,
@@ -148,8 +151,9 @@ def write_part(f: h5py.File, split: str, files: list[Path], y: np.ndarray, shape
     """{split}_set_x (k, *shape) and {split}_set_y (k,) of the readable images of `files`, IMPORT_BLOCK at a time
     -> the labels written. skipped: None stops at the first unreadable image; a list collects them instead."""
     n = len(files)
-    x = f.create_dataset(f"{split}_set_x", (n, *shape), np.uint8, maxshape=(n, *shape),
-                         chunks=(min(CHUNK_IMAGES, n), *shape), **COMPRESSION[compression])
+    # A contiguous dataset cannot shrink: one with skipped images is compacted once written (compact).
+    layout = {} if compression == "none" else {"maxshape": (n, *shape), "chunks": (min(CHUNK_IMAGES, n), *shape)}
+    x = f.create_dataset(f"{split}_set_x", (n, *shape), np.uint8, **layout, **COMPRESSION[compression])
     kept = np.zeros(n, dtype=bool)
     at = 0
     for start in range(0, n, IMPORT_BLOCK):
@@ -168,7 +172,31 @@ def write_part(f: h5py.File, split: str, files: list[Path], y: np.ndarray, shape
         tick(min(IMPORT_BLOCK, n - start))
     if at == 0:
         raise DltrainError(f"none of the {n} images of the {split} part can be read (the first: {skipped[0]})")
-    if at < n:
+    if at < n and x.chunks is not None:
         x.resize(at, axis=0)
     f.create_dataset(f"{split}_set_y", data=y[kept])
     return y[kept]
+
+
+def compact(path: Path, rows: dict[str, int]) -> None:
+    """Rewrite the import file `path` with each contiguous {split}_set_x cut to its first rows[split] images,
+    a block at a time (HDF5 cannot shrink a contiguous dataset, nor free its space in place)."""
+    new = path.with_name(path.name + "-compact")
+    with h5py.File(path, "r") as src, h5py.File(new, "w") as dst:
+        dst.attrs.update(src.attrs)
+        for key, ds in src.items():
+            k = rows.get(key.removesuffix("_set_x")) if key.endswith("_set_x") else None
+            if k is None:
+                dst.create_dataset(key, data=ds[()])
+                continue
+            x = dst.create_dataset(key, (k, *ds.shape[1:]), ds.dtype)
+            for start in range(0, k, IMPORT_BLOCK):
+                stop = min(start + IMPORT_BLOCK, k)
+                x[start:stop] = ds[start:stop]
+    os.replace(new, path)
+
+
+def remove_temporary(tmp: Path) -> None:
+    """The import's temporary files, after a failure or an interrupt."""
+    tmp.unlink(missing_ok=True)
+    tmp.with_name(tmp.name + "-compact").unlink(missing_ok=True)
