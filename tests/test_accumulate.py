@@ -135,7 +135,7 @@ BUDGET = "1500000"
 
 
 def write_config(tmp_path, name="c.yaml", **model):
-    tree = {"name": "acc", "data": {"dataset": "images", "path": str(images_file(tmp_path / "i.h5"))},
+    tree = {"name": "acc", "data": {"dataset": "images", "path": str(images_file(tmp_path / "i.h5")), "augment": {"hflip": True}},
             "model": {"layers": ["auto", 4, 1], **model}, "optimizer": {"name": "gd", "learning_rate": 0.05},
             "regularization": {"l2": 0.5, "keep_prob": 0.9}, "training": {"epochs": 6, "log_every": 1}}
     path = tmp_path / name

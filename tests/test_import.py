@@ -61,6 +61,7 @@ def test_skip_leaves_unreadable_images_out_with_their_labels_and_names_them(tmp_
                               "--on-error", "skip", "--compression", compression])
     assert res.exit_code == 0, res.output
     assert "skipped 3 unreadable images (left out with their labels):" in res.output
+    assert res.output.index("│ train") < res.output.index("│ test")  # the counts table's rows in the usual order
     listed = [line.strip() for line in res.output.splitlines() if line.startswith("  ") and "cannot be read" in line]
     assert len(listed) == 3 and {str(src / name) for name in BAD} == {line.split(": ")[0] for line in listed}
     classes, parts, attrs, stored = read_parts(out)

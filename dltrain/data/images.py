@@ -142,7 +142,7 @@ def import_image_folder(src: Path, out: Path, size: int, test_fraction: float, s
     except BaseException:  # an unreadable image (named by read_image), or Ctrl-C: no half-written file stays
         remove_temporary(tmp)
         raise
-    counts = {split: np.bincount(labels, minlength=len(classes)).tolist() for split, labels in written.items()}
+    counts = {split: np.bincount(written[split], minlength=len(classes)).tolist() for split in ("train", "test") if split in written}
     return ImportResult(out, classes, counts, shape, tuple(sorted(skipped, key=lambda e: str(e.path))))
 
 
