@@ -203,3 +203,25 @@ def test_uint8_pixels_are_budgeted_as_held(tmp_path, monkeypatch):
     monkeypatch.setenv("DLTRAIN_MEMORY_BUDGET", "200000")
     with pytest.raises(DltrainError, match=r"train_set_x \(shape \(300, 16, 16, 3\)\) would need about"):
         course_images(path, "train")
+
+
+def test_an_accumulated_step_makes_no_float_copy_of_the_split():
+    import tracemalloc
+
+    from dltrain.data.examples import ArrayRows, Examples
+
+    rng = np.random.default_rng(0)
+    m, n_x = 2000, 500  # the split as float64: 8 MB
+    X = Examples(ArrayRows(rng.integers(0, 256, (m, n_x), dtype=np.uint8)), None, {"scale": 255.0}, np.float64)
+    Y = (rng.random((1, m)) < 0.5).astype(float)
+    net = make_net([n_x, 8, 1], "relu")
+    peaks = {}
+    for chunk in (None, 100):
+        params, state = init_params(net, INITIALIZERS["he"], np.random.default_rng(1), 1.0)
+        tracemalloc.start()
+        for _ in train_epochs(X, Y, params, state, net, OPTIMIZERS["gd"](), lambda e: 0.1, 2, accumulate=chunk):
+            pass
+        peaks[chunk] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert peaks[None] > 8 * m * n_x  # the single product holds the normalized copy
+    assert peaks[100] < 8 * m * n_x / 8  # chunks of 100 examples: under 1 MB
