@@ -90,7 +90,7 @@ def datasets_import(
     on_error: OnError = typer.Option(OnError.stop, "--on-error", help="An unreadable image stops the import (no file written), "
                                                                      "or is skipped: left out with its label, and named."),
     compression: Compression = typer.Option(Compression.none, "--compression", help="How the images are stored: none (contiguous, "
-                                            "the fastest to read), gzip (level 4, about a third smaller for photos) or lzf."),
+                                            "the fastest to read), gzip (level 4, 20-33% smaller for photos) or lzf."),
 ):
     """Turn a folder of class sub-folders of images into an h5 file in the course layout (train with dataset: images)."""
     try:
