@@ -32,6 +32,10 @@ def print_results(cfg, run, quiet: bool) -> None:
         out.print(table)
         if "best_epoch" in summary:  # stopped early: say why, and whose weights the table measured
             out.print(summary["stop_reason"], soft_wrap=True, markup=False)
+        if "gradient_accumulation" in summary:  # the full-batch step did not fit the memory budget as one product
+            acc = summary["gradient_accumulation"]
+            out.print(f"full batch accumulated over {acc['chunks']} chunks of up to {acc['examples_per_chunk']} examples "
+                      "(one product would exceed the memory budget, DLTRAIN_MEMORY_BUDGET)", soft_wrap=True, markup=False)
         print_diagnosis(metrics["diagnosis"])
 
 

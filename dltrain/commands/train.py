@@ -18,6 +18,7 @@ from dltrain import __version__, plots
 from dltrain.commands.build import (
     Prepared,
     Training,
+    accumulation_note,
     build_dropout_rng,
     build_permutation,
     build_schedule,
@@ -163,6 +164,7 @@ def train(
             "versions": {"dltrain": __version__, "python": platform.python_version(), "numpy": np.__version__, "blas": blas_name()},
             "host": platform.node(),
             "pid": os.getpid(),
+            **accumulation_note(t, data.X["train"].shape[1]),
         }
         run.write_json("summary.json", summary)
         with watching(cfg.training.epochs, progress, interrupt) as (display, event):
@@ -239,6 +241,8 @@ def resume(
         summary.update(status="running", host=platform.node(), pid=os.getpid(),
                        resumed=[*summary.get("resumed", []), {"epoch": loop["epoch"] + 1,
                                                              "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}])
+        summary.pop("gradient_accumulation", None)  # the budget may differ from the first session's
+        summary.update(accumulation_note(t, data.X["train"].shape[1]))
         run.write_json("summary.json", summary)
         with watching(cfg.training.epochs, progress, interrupt) as (display, event):
             return tracked(cfg, run.dir, lambda: fit(cfg, data, t, run, summary, display, event, loop))
@@ -292,6 +296,7 @@ def fit(cfg: Config, data: Prepared, t: Training, run: RunWriter, summary: dict,
                 augment=t.augment,
                 start_epoch=epochs_run,
                 grad_norms=cfg.training.log_norms,
+                accumulate=t.accumulate,
             ):
                 epochs_run = r.epoch + 1
                 row = None

@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import scipy.io
 
-from dltrain.data.limits import MAX_ARRAY_BYTES, check_array_size, survives
+from dltrain.data.limits import MAX_ARRAY_BYTES, check_array_size, check_float64_size, survives
 from dltrain.errors import DltrainError, one_line  # noqa: F401 (one_line: data.images)
 
 MAX_CLASSES = 100_000  # a larger label is a damaged file, not a class
@@ -48,7 +48,7 @@ def _npz(path: Path, names: list[str]):
                     if version not in NPY_HEADERS:
                         raise ValueError(f"{k} has .npy format version {version}")
                     shape, _, dtype = NPY_HEADERS[version](member)
-                check_array_size(f"data file {path}: {k}", shape, dtype.itemsize)
+                check_array_size(f"data file {path}: {k}", shape, dtype.itemsize, raw=dtype == np.uint8)
         return list(f.files), {k: f[k] for k in names if k in f.files}
 
 
@@ -78,7 +78,7 @@ def _read_h5(path: Path, names: list[str]):
         for k in names:
             if k in f:
                 ds = plain_dataset(f"data file {path}: {k}", f, k)
-                check_array_size(f"data file {path}: {k}", ds.shape, ds.dtype.itemsize)
+                check_array_size(f"data file {path}: {k}", ds.shape, ds.dtype.itemsize, raw=ds.dtype == np.uint8)
                 out[k] = ds[()]
         return list(f.keys()), out
 
@@ -92,7 +92,7 @@ def _read_mat(path: Path, names: list[str]):
     listing = {name: (shape, kind) for name, shape, kind in scipy.io.whosmat(path)}
     wanted = [k for k in names if k in listing]
     for k in wanted:
-        check_array_size(f"data file {path}: {k}", listing[k][0], MAT_ITEMSIZE.get(listing[k][1], 8))
+        check_array_size(f"data file {path}: {k}", listing[k][0], MAT_ITEMSIZE.get(listing[k][1], 8), raw=listing[k][1] == "uint8")
     content = scipy.io.loadmat(path, variable_names=wanted) if wanted else {}
     return list(listing), {k: content[k] for k in wanted if k in content}
 
@@ -133,7 +133,9 @@ def read_single_array(path: Path, key: str | None) -> np.ndarray:
         if len(available) != 1:
             raise DltrainError(f"{path} has {len(available)} arrays ({', '.join(sorted(available))}); choose one with --key")
         key = available[0]
-    return read_arrays(path, [key], hint="check the path")[key]
+    x = read_arrays(path, [key], hint="check the path")[key]
+    check_float64_size(f"data file {path}: {key}", x.shape)  # read as stored, used as floats
+    return x
 
 
 class CsvTable(NamedTuple):
@@ -245,6 +247,8 @@ def features(x: np.ndarray, layout: str, where: str) -> tuple[np.ndarray, tuple[
         X, image_shape = x.reshape(-1, x.shape[-1]), None
     if x.dtype == np.uint8 and layout == "rows":
         return X, image_shape  # raw pixels stay uint8 (finite by type), each example contiguous; see data.examples
+    if x.dtype == np.uint8:  # read at its stored size (data.limits), converted here
+        check_float64_size(where, x.shape)
     X = X.astype(np.float64)
     bad = ~np.isfinite(X)
     if bad.any():
