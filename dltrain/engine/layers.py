@@ -4,6 +4,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from dltrain.engine import products
+
 
 class DenseCache(NamedTuple):
     A_prev: np.ndarray  # (n_prev, m)
@@ -23,12 +25,10 @@ class DropoutCache(NamedTuple):
 
 def dense_forward(A_prev, W, b):
     """Z = W @ A_prev + b. A_prev (n_prev, m), W (n, n_prev), b (n, 1) or None -> Z (n, m)."""
-    # On a wide input (thousands of features) OpenBLAS blocks the GEMM far better with the m
-    # examples as its rows than with the few units: Z^T = A_prev^T W^T (cat-deep's 20x12288 layer
-    # 1: 1.5x faster in float32 and 1.3x in float64 with 2 idle threads, 2-7x under load). Z is then
-    # a column-major view.
-    # Narrow layers keep W @ A_prev, whose rounding the course-reproduction runs depend on.
-    Z = (A_prev.T @ W.T).T if W.shape[1] >= 1024 else W @ A_prev
+    # On a wide input (thousands of features) the BLAS may run the GEMM faster as Z^T = A_prev^T W^T
+    # (Z is then a column-major view); which way is measured once per shape (engine/products.py).
+    # Narrow layers keep W @ A_prev.
+    Z = products.forward(W, A_prev)
     if b is not None:
         Z += b
     return Z, DenseCache(A_prev, W)
