@@ -13,7 +13,7 @@ of, each timed on its own with `time.perf_counter` over many steps (median per p
 
 The parts call the engine's own functions (dense_forward without its bias, the activations, the
 loss, the optimizer) on the same arrays in the same order as `train_epochs`; the three backward
-products are the three lines of `layers.dense_backward`. The step's own time is measured by
+products are those of `layers.dense_backward` (dW, db and `input_gradient`). The step's own time is measured by
 `train_epochs` on the same network, alternating with the instrumented steps, so both see the same
 load. Only dense networks without batch norm or dropout (the benchmark's four workloads).
 """
@@ -36,7 +36,7 @@ def _timer(record: dict):
 
 def _instrumented_step(rows_X, rows_Y, cols, params, net, optimizer, lr, grads, record, flops):
     """One step of train_epochs' inner loop, each part timed into record[name] (seconds per call)."""
-    from dltrain.engine.layers import dense_forward
+    from dltrain.engine.layers import dense_forward, input_gradient
 
     timed = _timer(record)
     if cols is None:
@@ -76,7 +76,7 @@ def _instrumented_step(rows_X, rows_Y, cols, params, net, optimizer, lr, grads, 
         new[f"b{l}"] = timed("db = sum(dZ)", dZ.sum, axis=1, keepdims=True)
         if l > 1:
             name = f"product L{l} backward dA{l - 1} = W{l}^T dZ{l}"
-            dA = timed(name, lambda W=W, dZ=dZ: W.T @ dZ)
+            dA = timed(name, input_gradient, W, dZ)
             flops.setdefault(name, (2 * W.shape[0] * W.shape[1] * m, f"({W.shape[1]}x{W.shape[0]}) @ ({W.shape[0]}x{m})"))
     update = f"{type(optimizer).__name__} update"
     timed(update, optimizer.step, params, new, lr)
@@ -139,15 +139,56 @@ def profile_workload(w, dtype, steps: int, rounds: int = 3) -> dict:
         parts.append((name, us, us / step_us, gf, shape))
     accounted = sum(p[1] for p in parts)
     parts.append(("Python: loop and dispatch (step - parts)", step_us - accounted, (step_us - accounted) / step_us, None, ""))
-    return {"step_us": step_us, "parts": parts, "gemm_gflops": gemm_gflops(dtype)}
+    from dltrain.engine import products
+
+    ways = {f"({k[0][0]}x{k[0][1]}) @ ({k[1][0]}x{k[1][1]})": "transposed" if v else "W @ A_prev" for k, v in products.choices().items()
+            if k[3] == np.dtype(dtype) and k[0] == (w.sizes[1], w.sizes[0])}
+    return {"step_us": step_us, "parts": parts, "gemm_gflops": gemm_gflops(dtype), "wide_products": ways,
+            "shape_floor_us": shape_floor_us(w, dtype, batch)}
+
+
+def _best(product, repeats: int) -> float:
+    product()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        product()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def shape_floor_us(w, dtype, m: int, repeats: int = 5) -> float:
+    """The products of one step (forward, dW, and dA_prev but the input's), each timed alone at its best of
+    `repeats`: the floor of a step on this BLAS with the shapes the step multiplies, beside the benchmark's
+    floor at the square-GEMM rate (is that rate fair for these shapes?)."""
+    rng = np.random.default_rng(0)
+    total = 0.0
+    for l, (n_prev, n) in enumerate(zip(w.sizes[:-1], w.sizes[1:]), start=1):
+        W = rng.standard_normal((n, n_prev)).astype(dtype)
+        A_prev = rng.random((n_prev, m), dtype=dtype)
+        if l == 1:
+            A_prev = np.asfortranarray(A_prev)  # a gathered mini-batch: examples contiguous
+        dZ = rng.standard_normal((n, m)).astype(dtype)
+        dW = np.empty_like(W)
+        forward = min(_best(lambda: W @ A_prev, repeats), _best(lambda: (A_prev.T @ W.T).T, repeats))  # noqa: B023
+        total += forward + _best(lambda: np.matmul(dZ, A_prev.T, out=dW), repeats)  # noqa: B023
+        if l > 1:
+            total += _best(lambda: W.T @ dZ, repeats)  # noqa: B023
+    return total * 1e6
 
 
 def print_profile(wname: str, w, dt: str, result: dict, emit=print) -> None:
     step = result["step_us"]
     products = sum(p[1] for p in result["parts"] if p[0].startswith("product"))
+    batch = w.batch_size or w.m
+    square = 6 * sum(a * b for a, b in zip(w.sizes[:-1], w.sizes[1:])) * batch / (result["gemm_gflops"] * 1e3)
     emit(f"\nProfile {wname} {dt}: step {step:.1f} us measured by train_epochs; products {products:.1f} us "
-         f"({products / step:.0%}); square-GEMM rate {result['gemm_gflops']:.1f} GFLOP/s")
+         f"({products / step:.0%}); floor at the square-GEMM rate ({result['gemm_gflops']:.1f} GFLOP/s) {square:.1f} us; "
+         f"the step's own product shapes, each alone at its best: {result['shape_floor_us']:.1f} us")
     emit(f"  {'part':<44} {'us/step':>9} {'% step':>7} {'GFLOP/s':>8}  shape")
     for name, us, share, gf, shape in result["parts"]:
         rate = f"{gf:8.1f}" if gf is not None else f"{'':8}"
         emit(f"  {name:<44} {us:9.1f} {share:7.1%} {rate}  {shape}")
+    if result.get("wide_products"):
+        emit("  wide forward products, the way measured fastest (engine/products.py): "
+             + ", ".join(f"{shape} {way}" for shape, way in result["wide_products"].items()))

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from dltrain.engine.gradcheck import gradient_check
 from dltrain.engine.layers import (
@@ -102,3 +103,17 @@ def test_a_wide_layers_product_has_the_same_bits_whichever_way_and_is_timed_once
         assert np.array_equal(products.forward(W, A_prev), Z)
     products.forward(rng.standard_normal((3, 20)), A_prev[:20])  # narrow: W @ A_prev, never timed
     assert calls == [1]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_one_unit_layers_input_gradient_has_the_gemms_bits(dtype, rng):
+    """input_gradient multiplies instead of calling the GEMM for a one-unit layer: the same bits."""
+    from dltrain.engine.layers import input_gradient
+
+    for n_prev, m in ((4, 400), (5, 209), (512, 256), (1, 1)):
+        W = (rng.standard_normal((1, n_prev)) * 1e-3).astype(dtype)
+        dZ = (rng.standard_normal((1, m)) * 1e3).astype(dtype)
+        dA_prev = input_gradient(W, dZ)
+        assert dA_prev.dtype == dtype and dA_prev.tobytes() == (W.T @ dZ).tobytes()
+    W, dZ = rng.standard_normal((3, 4)), rng.standard_normal((3, 7))
+    assert np.array_equal(input_gradient(W, dZ), W.T @ dZ)

@@ -45,8 +45,18 @@ def dense_backward(dZ, cache, need_dA_prev=True, dW_out=None):
     # the transposed GEMM plus the copy back to W's C layout took 1.35x as long on cat-deep's layer 1.
     dW = np.matmul(dZ, cache.A_prev.T, out=dW_out)
     db = dZ.sum(axis=1, keepdims=True)
-    dA_prev = cache.W.T @ dZ if need_dA_prev else None
+    dA_prev = input_gradient(cache.W, dZ) if need_dA_prev else None
     return dA_prev, dW, db
+
+
+def input_gradient(W, dZ):
+    """dA_prev = W^T dZ. W (n, n_prev), dZ (n, m) -> (n_prev, m).
+
+    A one-unit layer (a binary classifier's output) makes it an outer product, each entry a single
+    multiplication: NumPy's broadcast multiply gives the same bits as the GEMM, without the GEMM's
+    call overhead (3 us -> 1 us on planar's 4x400, a twentieth of its step).
+    """
+    return W.T * dZ if W.shape[0] == 1 else W.T @ dZ
 
 
 def batchnorm_forward(Z, gamma, beta, eps):
