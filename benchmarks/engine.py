@@ -684,6 +684,10 @@ def main(argv=None) -> int:
     # Before JAX loads: XLA's CPU thread pool takes every core unless told otherwise.
     os.environ.setdefault("XLA_FLAGS", f"--xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={args.threads}")
     impls = [i for i in IMPLS if available(i)]
+    busy = os.getloadavg()[0]
+    if busy > 0.5:  # other jobs on the cores: multi-threaded BLAS steps collapse first (docs/performance.md)
+        print(f"warning: load average {busy:.2f} before starting; with other jobs on the cores OpenBLAS's threads wait for "
+              "each other and dltrain's times (not JAX's) grow up to 10x: measure on idle cores", file=sys.stderr)
     limiter = limit_threads(args.threads)  # noqa: F841 (kept alive for the run)
     rates, results, jax_check = {}, {}, {}
     overhead = time_to_result = None
