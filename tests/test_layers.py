@@ -98,9 +98,10 @@ def test_a_wide_layers_product_has_the_same_bits_whichever_way_and_is_timed_once
     products.forward(W, A_prev)
     key = (W.shape, A_prev.shape, A_prev.strides, W.dtype)
     assert calls == [1] and products.choices() == {key: products.DEFAULT}
-    for way in (True, False):
+    for way in (True, False):  # the same bits and the same layout (reductions over Z depend on it)
         monkeypatch.setattr(products, "_transposed", {key: way})
-        assert np.array_equal(products.forward(W, A_prev), Z)
+        again = products.forward(W, A_prev)
+        assert np.array_equal(again, Z) and again.flags.f_contiguous and again.strides == Z.strides
     products.forward(rng.standard_normal((3, 20)), A_prev[:20])  # narrow: W @ A_prev, never timed
     assert calls == [1]
 

@@ -12,8 +12,10 @@ the rest of the process.
 Both ways must give the same bits, or the choice would change the results from one run to the next:
 the calibration compares them (OpenBLAS computes every dot product in the same order either way,
 whatever the values, because its blocking depends on the shapes only) and keeps DEFAULT when they
-differ. DEFAULT is the transpose, what the engine did before it measured, so results are unchanged
-whatever the measurement says. Narrow layers (fewer than WIDE inputs) always use W @ A_prev: the
+differ. DEFAULT is the transpose, what the engine did before it measured. Z is returned column-major
+either way, the layout the transpose gives, because reductions over Z downstream (batch norm's
+mean and variance, bias gradients, softmax's sums) add in another order on another layout: so
+results are unchanged whatever the measurement says. Narrow layers (fewer than WIDE inputs) always use W @ A_prev: the
 products are too small for the choice to matter, and the course reproductions' bits stay as they are.
 """
 
@@ -54,14 +56,20 @@ def calibrate(W, A_prev, clock=time.perf_counter) -> bool:
 
 
 def forward(W, A_prev):
-    """Z = W @ A_prev. W (n, n_prev), A_prev (n_prev, m) -> Z (n, m), the same bits whichever way it is computed."""
+    """Z = W @ A_prev. W (n, n_prev), A_prev (n_prev, m) -> Z (n, m): the same bits and, for a wide layer,
+    the same column-major layout whichever way it is computed."""
     if W.shape[1] < WIDE:
         return _course(W, A_prev)
     key = (W.shape, A_prev.shape, A_prev.strides, W.dtype)
     way = _transposed.get(key)
     if way is None:
         way = _transposed[key] = calibrate(W, A_prev)
-    return _transpose(W, A_prev) if way else _course(W, A_prev)
+    if way:
+        return _transpose(W, A_prev)
+    # The layout matters downstream: a reduction over Z's rows (batch norm's mean, a bias gradient, a
+    # softmax over more than 8 classes) sums in another order on the other layout. Z is n x m, n_prev
+    # (>= WIDE) times smaller than what the product reads, so the copy costs next to nothing.
+    return np.asfortranarray(_course(W, A_prev))
 
 
 def choices() -> dict[tuple, bool]:
