@@ -674,12 +674,12 @@ def main(argv=None) -> int:
         limiter = limit_threads(args.threads)  # noqa: F841 (kept alive for the process)
         print(json.dumps(train_overhead(*args.train_overhead_child)))
         return 0
-    if args.profile:
-        return profile(args)
     wnames = [w.strip() for w in args.workloads.split(",") if w.strip()]
     unknown = [w for w in wnames if w not in WORKLOADS]
     if unknown:
         p.error(f"unknown workload(s) {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}")
+    if args.profile:
+        return profile(args)
     rounds = args.rounds or (2 if args.quick else 5)
     # Before JAX loads: XLA's CPU thread pool takes every core unless told otherwise.
     os.environ.setdefault("XLA_FLAGS", f"--xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={args.threads}")
