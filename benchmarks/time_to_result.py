@@ -15,7 +15,8 @@
   rest (metrics, model.h5, summary).
 
 End to end and loop alternate over the rounds; the medians are reported. The target is end to end
-<= loop + 0.4 s on idle cores.
+<= loop + 0.4 s on idle cores. benchmarks/startup.py times, the same way (fresh `python -m dltrain`
+processes, this checkout first on PYTHONPATH), the commands that train nothing.
 """
 
 import argparse
