@@ -114,6 +114,11 @@ def profile_workload(w, dtype, steps: int, rounds: int = 3) -> dict:
     record, flops, real = {}, {}, []
     grads = None
     X = rows.T
+    # warm-up, not timed: numba's compilation, the wide products' and Adam's one-time measurements, thread pools
+    # (one epoch of the measured examples, so every batch shape and Adam's first 12 updates are seen)
+    for _ in train_epochs(X[:, :k], Y[:, :k], p_real, s_real, net, opt_real, lambda e: lr, 1 if w.batch_size else 3,
+                          w.batch_size, (lambda epoch: rng.permutation(k)) if w.batch_size else None):
+        pass
     for _ in range(rounds):
         # the real step: train_epochs over one epoch of the same examples
         perm = (lambda epoch: rng.permutation(k)) if w.batch_size else None
@@ -143,6 +148,11 @@ def profile_workload(w, dtype, steps: int, rounds: int = 3) -> dict:
 
     ways = {f"({k[0][0]}x{k[0][1]}) @ ({k[1][0]}x{k[1][1]})": "transposed" if v else "W @ A_prev" for k, v in products.choices().items()
             if k[3] == np.dtype(dtype) and k[0] == (w.sizes[1], w.sizes[0])}
+    from dltrain.engine import kernels
+
+    shapes = {(n, n_prev) for n_prev, n in zip(w.sizes[:-1], w.sizes[1:])}
+    ways["Adam threads"] = ", ".join(f"{k[0][0]}x{k[0][1]}: {2 if v else 1}" for k, v in kernels.split_choices().items()
+                                     if k[1] == np.dtype(dtype) and k[0] in shapes) or "one (no array large enough)"
     return {"step_us": step_us, "parts": parts, "gemm_gflops": gemm_gflops(dtype), "wide_products": ways,
             "shape_floor_us": shape_floor_us(w, dtype, batch)}
 
@@ -189,6 +199,10 @@ def print_profile(wname: str, w, dt: str, result: dict, emit=print) -> None:
     for name, us, share, gf, shape in result["parts"]:
         rate = f"{gf:8.1f}" if gf is not None else f"{'':8}"
         emit(f"  {name:<44} {us:9.1f} {share:7.1%} {rate}  {shape}")
-    if result.get("wide_products"):
+    ways = dict(result.get("wide_products", {}))
+    adam = ways.pop("Adam threads", None)
+    if ways:
         emit("  wide forward products, the way measured fastest (engine/products.py): "
-             + ", ".join(f"{shape} {way}" for shape, way in result["wide_products"].items()))
+             + ", ".join(f"{shape} {way}" for shape, way in ways.items()))
+    if adam:
+        emit(f"  Adam's threads per weight array, as measured in the loop (engine/kernels.py): {adam}")
