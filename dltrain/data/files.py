@@ -11,7 +11,6 @@ from typing import NamedTuple
 
 import h5py
 import numpy as np
-import scipy.io
 
 from dltrain.data.limits import MAX_ARRAY_BYTES, check_array_size, check_float64_size, survives
 from dltrain.errors import DltrainError, one_line  # noqa: F401 (one_line: data.images)
@@ -89,6 +88,8 @@ def _mat(path: Path, names: list[str]):
 
 
 def _read_mat(path: Path, names: list[str]):
+    import scipy.io  # only for .mat files: 0.05-0.1 s of every `dltrain train` otherwise (issue 21)
+
     listing = {name: (shape, kind) for name, shape, kind in scipy.io.whosmat(path)}
     wanted = [k for k in names if k in listing]
     for k in wanted:
