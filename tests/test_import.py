@@ -81,7 +81,7 @@ def test_the_python_function_skips_and_reports_progress(tmp_path, monkeypatch):
     monkeypatch.setattr(images, "IMPORT_BLOCK", 4)
     calls = []
     result = dltrain.import_images(src, tmp_path / "o.h5", 4, 0.0, 0, progress=lambda d, t: calls.append((d, t)), on_error="skip")
-    assert calls == [(4, 21), (8, 21), (12, 21), (16, 21), (20, 21), (21, 21)]  # skipped images count as done
+    assert calls == [(0, 21), (4, 21), (8, 21), (12, 21), (16, 21), (20, 21), (21, 21)]  # the total first; skipped images count as done
     assert {str(e.path.relative_to(src)) for e in result.skipped} == BAD
     assert all("cannot be read as an image" in e.reason and "remove or replace" not in e.reason for e in result.skipped)
     assert result.counts == {"train": [6, 6, 6]}

@@ -73,7 +73,7 @@ def import_image_folder(src: Path, out: Path, size: int, test_fraction: float, s
 
     Classes are the sub-folder names in sorted order (labels 0..C-1); a stratified test part of
     round(test_fraction * m) images is drawn with default_rng(seed) from the labels alone, so images
-    are decoded and written IMPORT_BLOCK at a time, never all held; progress(done, total) is called
+    are decoded and written IMPORT_BLOCK at a time, never all held; progress(done, total) is called once with done=0, then
     after each block. Keys: train_set_x (m, size, size, 3),
     train_set_y (m,), list_classes (C,), and test_set_x / test_set_y when test_fraction > 0.
     on_error: an unreadable image stops the import ("stop", no file is written) or is left out of
@@ -115,6 +115,8 @@ def import_image_folder(src: Path, out: Path, size: int, test_fraction: float, s
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DltrainError(f"cannot create the folder of {out}: {e.strerror}") from None
+    if progress is not None:  # the total is known before the first block is decoded: the bar shows 0/m, not 0/None
+        progress(0, y.size)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     skipped, written = [], {}
     try:
