@@ -213,12 +213,23 @@ def cell(value) -> str:
 
 
 def counts_table(counts: dict[str, list[int]], classes: list[str], title: str | None = None) -> Table:
-    """Examples per split and per class."""
+    """Examples per split and per class: a column per class, or a row per class when those columns would not fit the screen."""
     table = Table(title=title)
-    for col in ("split", "examples", *classes):
-        table.add_column(col, justify="left" if col == "split" else "right")
-    for split, per_class in counts.items():
-        table.add_row(split, str(sum(per_class)), *map(str, per_class))
+    cells = [("split", *counts), ("examples", *(str(sum(c)) for c in counts.values()))]
+    cells += [(name, *(str(c[i]) for c in counts.values())) for i, name in enumerate(classes)]
+    # Each column takes its widest cell plus rich's padding and border (3 characters).
+    if sum(max(len(cell) for cell in col) + 3 for col in cells) + 1 <= out.width:
+        for col in cells:
+            table.add_column(col[0], justify="left" if col[0] == "split" else "right")
+        for split, per_class in counts.items():
+            table.add_row(split, str(sum(per_class)), *map(str, per_class))
+        return table
+    table.add_column("class")
+    for split in counts:
+        table.add_column(split, justify="right")
+    for i, name in enumerate(classes):
+        table.add_row(name, *(str(c[i]) for c in counts.values()))
+    table.add_row("examples", *(str(sum(c)) for c in counts.values()), end_section=False, style="bold")
     return table
 
 
