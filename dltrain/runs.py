@@ -2,10 +2,10 @@
 
 Every file is written to a temporary name in the run folder and renamed into place, so a crash
 leaves either the previous complete file or the new one. A run folder is never reused. Two
-exceptions: the empty .lock (see training_lock), which is only ever locked, and curve.csv, one row
-per epoch, which is appended to (rewriting it would cost O(epochs^2)): rows are written whole,
-so a crash can leave at most a partial last line, which readers skip and a resume cuts off (the
-checkpoint records the file's length).
+exceptions: the empty .lock (see training_lock), which is only ever locked, and history.csv and
+curve.csv, which are appended to (rewriting them would cost O(rows) per write, and make stopping a
+long run wait for it): rows are written whole, so a crash can leave at most a partial last line,
+which readers skip and a resume cuts off (the checkpoint records the files' lengths).
 """
 
 import contextlib
@@ -41,6 +41,7 @@ from dltrain.safe_read import MAX_HISTORY_BYTES, MAX_JSON_BYTES, read_text_limit
 HISTORY_FLUSH_SECONDS = 2.0
 LOCK = ".lock"
 CURVE = "curve.csv"
+HISTORY = "history.csv"
 
 
 def write_error(path: Path, e: OSError) -> DltrainError:
@@ -123,19 +124,24 @@ def training_lock(run_dir: Path) -> Iterator[bool]:
 
 
 class RunWriter:
-    """Creates one run folder and writes its files; history rows are flushed atomically in batches.
+    """Creates one run folder and writes its files. history.csv and curve.csv grow by appending
+    whole rows, buffered for at most a few seconds: the history is on disk as it grows, so ending a
+    run (SIGTERM, a checkpoint) never rewrites it, whatever its length.
 
-    With `rows`, it continues an existing folder instead (dltrain train --resume): the history is
-    the given rows, those of the checkpoint being resumed, and curve.csv is cut back to the
-    checkpoint's `curve_bytes` (None: the checkpoint predates curve.csv, so none is written).
+    To continue an existing folder instead (dltrain train --resume), give the checkpoint's
+    `history_bytes` (history.csv is cut back to it: rows logged after the checkpoint go) or, for a
+    checkpoint from before history.csv was appended to, its `rows` (history.csv is rewritten from
+    them); curve.csv is cut back to the checkpoint's `curve_bytes` (None: the checkpoint predates
+    curve.csv, so none is written).
 
     `curve_columns`: curve.csv's columns, one row per epoch appended by log_curve (None: no curve).
     """
 
     def __init__(self, run_dir: Path, history_columns: list[str], rows: list[dict] | None = None,
-                 curve_columns: list[str] | None = None, curve_bytes: int | None = None):
+                 curve_columns: list[str] | None = None, curve_bytes: int | None = None, history_bytes: int | None = None):
         self.dir = Path(run_dir)
-        if rows is None:
+        resuming = rows is not None or history_bytes is not None
+        if not resuming:
             try:
                 self.dir.parent.mkdir(parents=True, exist_ok=True)
                 self.dir.mkdir()
@@ -152,27 +158,62 @@ class RunWriter:
             for stale in self.dir.glob(".*.tmp-*"):
                 stale.unlink()
         self.columns = history_columns
-        self.rows: list[dict] = list(rows or [])
+        self.rows_logged = 0  # rows log() took in this process
         self._flushed_at = time.monotonic()
-        self.curve_columns = curve_columns if rows is None or curve_bytes is not None else None
+        self._history: list[str] = []  # history lines not yet appended
+        self.history_bytes = 0  # history.csv's length once they are
+        if not resuming:
+            self._history.append(self._csv_line(None))
+        elif history_bytes is None:  # an older checkpoint: its rows are the history
+            self.write_text(HISTORY, "".join([self._csv_line(None), *(self._csv_line(row) for row in rows)]))
+            self.history_bytes = self.path(HISTORY).stat().st_size
+        else:
+            self.history_bytes = self._cut(HISTORY, history_bytes, "history")
+        self.curve_columns = curve_columns if not resuming or curve_bytes is not None else None
         self._curve: list[str] = []  # lines not yet appended
-        self._curve_bytes = 0  # curve.csv's length once the lines are appended
+        self.curve_bytes = 0  # curve.csv's length once the lines are appended
         if self.curve_columns is not None:
-            if rows is None:
+            if not resuming:
                 self._curve.append(",".join(self.curve_columns) + "\n")
             else:
-                self._cut_curve(curve_bytes)
+                self.curve_bytes = self._cut(CURVE, curve_bytes, "per-epoch curve")
 
-    def _cut_curve(self, size: int) -> None:
-        """Resume: drop the rows written after the checkpoint (and a partial line a crash left)."""
-        path = self.path(CURVE)
+    def _csv_line(self, row: dict | None) -> str:
+        """One history.csv line: the header for None, else the row (missing columns blank)."""
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=self.columns, extrasaction="ignore", lineterminator="\n")
+        w.writeheader() if row is None else w.writerow(row)
+        return buf.getvalue()
+
+    def _cut(self, name: str, size: int, what: str) -> int:
+        """Resume: drop the rows written after the checkpoint (and a partial line a crash left); -> size."""
+        path = self.path(name)
         have = path.stat().st_size if path.is_file() else 0
         if have < size:
             raise DltrainError(f"{path} has {have} bytes but the checkpoint recorded {size}: it was truncated or replaced, "
-                               "so the per-epoch curve cannot be continued")
+                               f"so the {what} cannot be continued")
         with writing(path), open(path, "r+b") as f:
             f.truncate(size)
-        self._curve_bytes = size
+        return size
+
+    def _append(self, name: str, lines: list[str], size: int, sync: bool) -> int:
+        """Append lines to a file of `size` bytes; -> its new size. A failed write (a full disk) cuts
+        the file back to `size`, so a retry never leaves half a row in the middle."""
+        path = self.path(name)
+        data = "".join(lines).encode()
+        with writing(path):
+            try:
+                with open(path, "ab") as f:
+                    f.write(data)
+                    f.flush()
+                    if sync:
+                        os.fsync(f.fileno())
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.truncate(path, size)
+                raise
+        lines.clear()
+        return size + len(data)
 
     def path(self, name: str) -> Path:
         return self.dir / name
@@ -190,8 +231,9 @@ class RunWriter:
         self.write_text(name, yaml.safe_dump(obj, sort_keys=False))
 
     def log(self, row: dict) -> None:
-        """Append a history row; the file is rewritten at most every few seconds (and on flush)."""
-        self.rows.append(row)
+        """Append a history row; rows reach the file at most a few seconds later (and on flush)."""
+        self._history.append(self._csv_line(row))
+        self.rows_logged += 1
         if time.monotonic() - self._flushed_at >= HISTORY_FLUSH_SECONDS:
             self.flush_history()
 
@@ -209,24 +251,17 @@ class RunWriter:
         if self.curve_columns is None:
             return 0
         if self._curve or sync:
-            data = "".join(self._curve).encode()
-            with writing(self.path(CURVE)), open(self.path(CURVE), "ab") as f:
-                f.write(data)
-                f.flush()
-                if sync:
-                    os.fsync(f.fileno())
-            self._curve_bytes += len(data)
-            self._curve.clear()
-        return self._curve_bytes
+            self.curve_bytes = self._append(CURVE, self._curve, self.curve_bytes, sync)
+        return self.curve_bytes
 
-    def flush_history(self) -> None:
-        self.flush_curve()
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=self.columns, extrasaction="ignore", lineterminator="\n")
-        w.writeheader()
-        w.writerows(self.rows)
-        self.write_text("history.csv", buf.getvalue())
+    def flush_history(self, sync: bool = False) -> int:
+        """Append the buffered history and curve rows; -> history.csv's length in bytes (synced with sync).
+        Only what was logged since the last flush is written: never the whole history again."""
+        self.flush_curve(sync)
+        if self._history or sync:
+            self.history_bytes = self._append(HISTORY, self._history, self.history_bytes, sync)
         self._flushed_at = time.monotonic()
+        return self.history_bytes
 
     def overwrite_in_place(self, name: str, text: str) -> bool:
         """Last resort on a full disk, where atomic_write has no room for its temporary copy:
@@ -297,8 +332,10 @@ class RunRecord(NamedTuple):
 
 
 def read_history(path: Path) -> list[dict]:
-    """history.csv -> rows of numbers, or DltrainError naming the file."""
+    """history.csv -> rows of numbers, or DltrainError naming the file. A last line without its
+    newline (a crash while appending) is left out."""
     text = read_text_limited(Path(path), MAX_HISTORY_BYTES, "history file")
+    text = text[: text.rfind("\n") + 1]
     try:
         rows = list(csv.DictReader(io.StringIO(text, newline="")))
     except csv.Error as e:

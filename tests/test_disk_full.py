@@ -89,7 +89,9 @@ def test_an_injected_enospc_fails_the_run_cleanly(tmp_path, monkeypatch, victim)
 
     def open_(path, mode="r", *args, **kwargs):
         f = real_open(path, mode, *args, **kwargs)
-        return Full(f) if "w" in mode and f".{victim}.tmp-" in str(path) else f
+        # Files are written to a temporary name and renamed, except history.csv, which is appended to.
+        hit = "w" in mode and f".{victim}.tmp-" in str(path) or "a" in mode and runs.Path(path).name == victim
+        return Full(f) if hit else f
 
     monkeypatch.setattr(runs, "open", open_, raising=False)
     run_dir = tmp_path / "run"
@@ -97,7 +99,8 @@ def test_an_injected_enospc_fails_the_run_cleanly(tmp_path, monkeypatch, victim)
     res = runner.invoke(app, ["train", str(config), "--run-dir", str(run_dir), "-q"])
     assert_failed_cleanly(res, run_dir, victim)
     monkeypatch.undo()
-    if victim != "checkpoint.h5":  # the checkpoint of epoch 1 is there to resume from
+    # The checkpoint of epoch 1 is there to resume from (history.csv is written first, so it fails first).
+    if victim not in ("checkpoint.h5", "history.csv"):
         res = runner.invoke(app, ["train", "--resume", str(run_dir), "-q"])
         assert res.exit_code == 0, res.output
         assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"

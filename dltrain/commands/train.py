@@ -44,6 +44,7 @@ from dltrain.runs import (
     RunWriter,
     load_run,
     new_run_dir,
+    read_history,
     run_curve,
     training_lock,
 )
@@ -233,9 +234,9 @@ def resume(
             raise DltrainError(f"the data are not those {run_dir} was trained on (their fingerprint differs); resuming would mix two datasets")
         t = build_training(cfg, data)
         loop = restore_checkpoint(t, run_dir / CHECKPOINT, cfg)
-        run = RunWriter(run_dir, history_columns("dev" in data.X, t.net.L if cfg.training.log_norms else 0), rows=loop["history"],
-                        curve_columns=curve_columns("dev" in data.X), curve_bytes=loop.get("curve_bytes"))
-        run.flush_history()
+        run = RunWriter(run_dir, history_columns("dev" in data.X, t.net.L if cfg.training.log_norms else 0), rows=loop.get("history"),
+                        curve_columns=curve_columns("dev" in data.X), curve_bytes=loop.get("curve_bytes"),
+                        history_bytes=loop.get("history_bytes"))
         summary.update(status="running", host=platform.node(), pid=os.getpid(),
                        resumed=[*summary.get("resumed", []), {"epoch": loop["epoch"] + 1,
                                                              "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}])
@@ -400,9 +401,10 @@ def finish(cfg: Config, data: Prepared, t: Training, run: RunWriter, summary: di
         classes=json.dumps(data.classes),
         image_shape=json.dumps(data.image_shape),
     )
-    run.write_bytes("cost.png", plots.png(plots.cost_curve(run_curve(run.dir, run.rows), f"{cfg.name}: cost", marks)))
+    run.write_bytes("cost.png", plots.png(plots.cost_curve(run_curve(run.dir), f"{cfg.name}: cost", marks)))
     if cfg.training.log_norms:
-        run.write_bytes("norms.png", plots.png(plots.norm_curves(run.rows, t.net.L, f"{cfg.name}: weight and gradient norms")))
+        rows = read_history(run.path("history.csv"))
+        run.write_bytes("norms.png", plots.png(plots.norm_curves(rows, t.net.L, f"{cfg.name}: weight and gradient norms")))
     model = Trained(run.dir, cfg, t.net, t.params, t.state, data.normalization, data.classes, data.image_shape)
     for kind, figure in split_plots(model, "train", data.X["train"], data.labels["train"], ("decision_boundary",)).items():
         run.write_bytes(f"{kind}.png", plots.png(figure))
