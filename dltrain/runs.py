@@ -36,12 +36,21 @@ if TYPE_CHECKING:
 from dltrain.config import read_yaml
 from dltrain.errors import DltrainError, one_line
 from dltrain.model_file import CHECKSUMS, array_checksum, model_image, read_model  # noqa: F401 (the run folder's model files)
-from dltrain.safe_read import MAX_HISTORY_BYTES, MAX_JSON_BYTES, read_text_limited
+from dltrain.run_tables import (  # noqa: F401 (history.csv and curve.csv)
+    CURVE,
+    HISTORY,
+    history_curve,
+    present,
+    read_columns,
+    read_curve,
+    read_history,
+    run_curve,
+    run_table_columns,
+)
+from dltrain.safe_read import MAX_JSON_BYTES, read_text_limited
 
 HISTORY_FLUSH_SECONDS = 2.0
 LOCK = ".lock"
-CURVE = "curve.csv"
-HISTORY = "history.csv"
 
 
 def write_error(path: Path, e: OSError) -> DltrainError:
@@ -331,68 +340,6 @@ class RunRecord(NamedTuple):
     summary: dict
 
 
-def read_history(path: Path) -> list[dict]:
-    """history.csv -> rows of numbers, or DltrainError naming the file. A last line without its
-    newline (a crash while appending) is left out."""
-    text = read_text_limited(Path(path), MAX_HISTORY_BYTES, "history file")
-    text = text[: text.rfind("\n") + 1]
-    try:
-        rows = list(csv.DictReader(io.StringIO(text, newline="")))
-    except csv.Error as e:
-        raise DltrainError(f"{path} is not a dltrain history file ({one_line(e)})") from None
-    try:
-        return [
-            {k: None if v in ("", None) else int(v) if k in ("epoch", "iteration") else float(v) for k, v in row.items()}
-            for row in rows
-        ]
-    except (ValueError, TypeError):
-        raise DltrainError(f"{path} is not a dltrain history file (a value is not a number)") from None
-
-
-def read_curve(path: Path) -> "dict[str, np.ndarray]":
-    """curve.csv -> its columns as float64 arrays (epoch as int64), nan where a row has no value.
-    A last line without its newline (a crash while appending) is left out."""
-    import numpy as np
-
-    try:
-        lines = Path(path).read_text().split("\n")
-    except OSError as e:
-        raise DltrainError(f"cannot read {path}: {e.strerror}") from None
-    header, rows = lines[0].split(","), lines[1:-1]  # the last item is "" or a partial line
-    try:
-        values = np.array([[float(v) if v else np.nan for v in line.split(",")] for line in rows], dtype=np.float64)
-        values = values.reshape(len(rows), len(header))
-    except ValueError:
-        raise DltrainError(f"{path} is not a dltrain curve file (a row is not {len(header)} numbers)") from None
-    curve = {name: values[:, i] for i, name in enumerate(header)}
-    if "epoch" in curve:
-        curve["epoch"] = curve["epoch"].astype(np.int64)
-    return curve
-
-
-def history_curve(rows: list[dict]) -> "dict[str, np.ndarray]":
-    """History rows as columns (read_curve's form): the curve of a run from before curve.csv."""
-    import numpy as np
-
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    curve = {k: np.array([np.nan if row.get(k) is None else row[k] for row in rows], dtype=np.float64) for k in columns}
-    if "epoch" in curve:
-        curve["epoch"] = curve["epoch"].astype(np.int64)
-    return curve
-
-
-def run_curve(run_dir: Path, history: list[dict] | None = None) -> "dict[str, np.ndarray]":
-    """Every epoch's learning rate and costs from curve.csv, or the logged epochs of `history` (the
-    run's history.csv rows, read here when not given) for a run that has none (written before
-    curve.csv existed)."""
-    path = Path(run_dir) / CURVE
-    if path.is_file():
-        return read_curve(path)
-    if history is None:
-        history = read_history(Path(run_dir) / "history.csv") if present(Path(run_dir) / "history.csv") else []
-    return history_curve(history)
-
-
 def _read_json(path: Path) -> dict:
     try:
         obj = json.loads(read_text_limited(path, MAX_JSON_BYTES, "run file"))
@@ -405,17 +352,13 @@ def _read_json(path: Path) -> dict:
     return obj
 
 
-def present(path: Path) -> bool:
-    """Whether a run file is there, as anything: a symlink to a device is there (and refused when read), not skipped."""
-    return os.path.lexists(path)
-
-
 def is_run_dir(path: Path) -> bool:
     return (Path(path) / "summary.json").is_file()
 
 
-def load_run(run_dir: Path) -> RunRecord:
-    """Read config.yaml, history.csv, metrics.json and summary.json of one run folder.
+def load_run(run_dir: Path, history: bool = True) -> RunRecord:
+    """Read config.yaml, history.csv, metrics.json and summary.json of one run folder; with history
+    False, not history.csv (it grows with the run: tens of MB), whose rows are then [].
 
     A running or diverged run has no metrics yet ({}); a folder without summary.json is not a run.
     """
@@ -428,13 +371,13 @@ def load_run(run_dir: Path) -> RunRecord:
         check_shape(run_dir / "config.yaml", config, {"model": dict, "optimizer": dict, "training": dict,
                                                        "regularization": dict, "data": dict, "name": str})
         check_shape(run_dir / "config.yaml", config.get("model", {}), {"layers": list}, "model.")
-    history = read_history(run_dir / "history.csv") if present(run_dir / "history.csv") else []
+    rows = read_history(run_dir / HISTORY) if history and present(run_dir / HISTORY) else []
     metrics = _read_json(run_dir / "metrics.json") if present(run_dir / "metrics.json") else {}
     check_shape(run_dir / "metrics.json", metrics, dict.fromkeys(("train", "dev", "test"), dict))
     for split in ("train", "dev", "test"):
         check_shape(run_dir / "metrics.json", metrics.get(split, {}), dict.fromkeys(("cost", "accuracy"), NUMBER) | {"examples": int},
                     f"{split}.")
-    return RunRecord(run_dir, config, history, metrics, read_summary(run_dir))
+    return RunRecord(run_dir, config, rows, metrics, read_summary(run_dir))
 
 
 def read_summary(run_dir: Path) -> dict:
