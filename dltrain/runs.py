@@ -17,7 +17,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -127,6 +127,56 @@ def training_lock(run_dir: Path) -> Iterator[bool]:
             raise DltrainError(f"{run_dir} is being trained by another process: wait for it to finish, or stop it (Ctrl-C) first") from None
         except OSError:  # ENOLCK, EOPNOTSUPP, ...: this filesystem has no locks to take
             locked = False
+        yield locked
+    finally:
+        os.close(fd)
+
+
+def folder_locked(run_dir: Path) -> bool:
+    """Whether a process holds run_dir/.lock now (it is training into the folder); False where nothing can be locked."""
+    if fcntl is None:
+        return False
+    try:
+        fd = os.open(Path(run_dir) / LOCK, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def claim(path: Path, wait: "Callable[[], None]") -> Iterator[bool]:
+    """Hold an exclusive flock on `path` (an empty file, created if needed and never removed) for the
+    block, calling wait() between attempts while another process holds it. Yields False where nothing
+    can be locked (no fcntl, a filesystem without locks): the caller then goes ahead unguarded.
+
+    A search's workers claim a trial this way before they look at its run folder, so two of them
+    (an interrupted search's worker still finishing a trial, and the rerun's) never train the same
+    folder at once; the kernel releases the lock when its holder ends, however it ends.
+    """
+    if fcntl is None:
+        yield False
+        return
+    with writing(path):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                locked = True
+                break
+            except BlockingIOError:
+                wait()
+            except OSError:
+                locked = False
+                break
         yield locked
     finally:
         os.close(fd)
