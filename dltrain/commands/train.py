@@ -406,8 +406,11 @@ def finish(cfg: Config, data: Prepared, t: Training, run: RunWriter, summary: di
         rows = read_history(run.path("history.csv"))
         run.write_bytes("norms.png", plots.png(plots.norm_curves(rows, t.net.L, f"{cfg.name}: weight and gradient norms")))
     model = Trained(run.dir, cfg, t.net, t.params, t.state, data.normalization, data.classes, data.image_shape)
-    for kind, figure in split_plots(model, "train", data.X["train"], data.labels["train"], ("decision_boundary",)).items():
+    notes: list[str] = []  # figures bounded or left out (summary.json "notes")
+    for kind, figure in split_plots(model, "train", data.X["train"], data.labels["train"], ("decision_boundary",), notes).items():
         run.write_bytes(f"{kind}.png", plots.png(figure))
+    if notes:
+        summary["notes"] = notes
     # Error analysis looks at examples the model did not train on: test, else dev, else train.
     held_out = next(s for s in ("test", "dev", "train") if s in data.X)
     for kind, figure in split_plots(model, held_out, data.X[held_out], data.labels[held_out], ("misclassified", "confusion_matrix")).items():
