@@ -149,3 +149,38 @@ def test_ctrl_c_on_a_dask_search_and_an_immediate_rerun(tmp_path, monkeypatch):
         rerun = search(tree, space, tmp_path / "dask", trials=6, seed=3, scheduler=cluster.scheduler_address)
     assert all(r["status"] == "completed" for r in rerun.ranked), [r["error"] for r in rerun.ranked]
     assert timeless(rerun) == timeless(whole)
+
+
+def test_ctrl_c_on_local_processes_leaves_no_trial_running(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    from tests.conftest import REPO
+
+    tree = copy.deepcopy(TREE)
+    tree["training"].update(epochs=3000, checkpoint_every=100, log_every=500)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(tree))
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(SPACE))
+    out = tmp_path / "search"
+    cmd = [sys.executable, "-m", "dltrain", "search", "c.yaml", "--space", "s.yaml", "--out", str(out), "--trials", "4", "--workers", "2"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 300
+    # Interrupted while both workers are inside a trial (each folder has its first checkpoint).
+    while len(list((out / "trials").glob("*/checkpoint.h5"))) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    statuses = [json.loads(p.read_text())["status"] for p in (out / "trials").glob("*/summary.json")]
+    assert statuses and "running" not in statuses, statuses  # the workers' SIGTERM marked them interrupted
+    res = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    summaries = [json.loads(p.read_text()) for p in (out / "trials").glob("*/summary.json")]
+    assert len(summaries) == 4 and all(s["status"] == "completed" for s in summaries)
+    assert any(s.get("resumed") for s in summaries) == ("interrupted" in statuses)

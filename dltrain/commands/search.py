@@ -4,6 +4,7 @@ import contextlib
 import copy
 import json
 import os
+import signal
 import threading
 import time
 import warnings
@@ -67,6 +68,22 @@ def resumable(run_dir: Path) -> bool:
             and (run_dir / CHECKPOINT).is_file())
 
 
+@contextlib.contextmanager
+def sigterm_interrupts(event: threading.Event):
+    """In a local worker process (tasks run in its main thread), SIGTERM, which the search's abort
+    sends, sets the trial's interrupt: the trial ends its epoch, checkpoints and is marked
+    'interrupted' instead of dying 'running', and the rerun resumes it. Dask runs tasks in threads,
+    which cannot handle signals: nothing changes there."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda *_: event.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_trial(tree: dict, run_dir: str) -> dict:
     """One search trial, in a worker: train silently into run_dir; returns status, metrics or error.
 
@@ -78,7 +95,8 @@ def run_trial(tree: dict, run_dir: str) -> dict:
     """
     run_dir = Path(run_dir)
     started = time.perf_counter()
-    with claim(run_dir.with_suffix(".lock"), wait_for_other_worker):
+    event = threading.Event()
+    with claim(run_dir.with_suffix(".lock"), wait_for_other_worker), sigterm_interrupts(event):
         stored = stored_result(run_dir)
         if stored is not None:
             return stored
@@ -90,13 +108,19 @@ def run_trial(tree: dict, run_dir: str) -> dict:
             try:
                 outcome = None
                 if resumable(run_dir):
-                    with contextlib.suppress(DltrainError):  # a checkpoint it cannot continue: train afresh
-                        outcome = resume(run_dir, progress=False, interrupt=threading.Event())
+                    try:
+                        outcome = resume(run_dir, progress=False, interrupt=event)
+                    except Interrupted:
+                        raise
+                    except DltrainError:  # a checkpoint it cannot continue: train afresh
+                        pass
                 if outcome is None and (stored := stored_result(run_dir)) is not None:
                     return stored  # the resumed run diverged
                 if outcome is None:
                     discard_unfinished(run_dir)
-                    outcome = train(validate_config(tree), run_dir=run_dir, progress=False, interrupt=threading.Event())
+                    outcome = train(validate_config(tree), run_dir=run_dir, progress=False, interrupt=event)
+            except Interrupted:
+                raise  # the search is being stopped: no result, the rerun resumes the trial
             except DltrainError as e:
                 summary = read_json_file(run_dir / "summary.json") or {}
                 return {"status": "diverged" if summary.get("status") == "diverged" else "failed", "error": str(e),
