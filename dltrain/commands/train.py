@@ -44,7 +44,7 @@ from dltrain.runs import (
     RunWriter,
     load_run,
     new_run_dir,
-    read_history,
+    read_columns,
     run_curve,
     training_lock,
 )
@@ -403,8 +403,10 @@ def finish(cfg: Config, data: Prepared, t: Training, run: RunWriter, summary: di
     )
     run.write_bytes("cost.png", plots.png(plots.cost_curve(run_curve(run.dir), f"{cfg.name}: cost", marks)))
     if cfg.training.log_norms:
-        rows = read_history(run.path("history.csv"))
-        run.write_bytes("norms.png", plots.png(plots.norm_curves(rows, t.net.L, f"{cfg.name}: weight and gradient norms")))
+        # Streamed, only the norm columns: the history may be far larger than what the figure needs.
+        norms = [f"norm_{w}{l}" for w in ("W", "dW") for l in range(1, t.net.L + 1)]
+        columns = read_columns(run.path("history.csv"), norms, thin=True).columns
+        run.write_bytes("norms.png", plots.png(plots.norm_curves(columns, t.net.L, f"{cfg.name}: weight and gradient norms")))
     model = Trained(run.dir, cfg, t.net, t.params, t.state, data.normalization, data.classes, data.image_shape)
     notes: list[str] = []  # figures bounded or left out (summary.json "notes")
     for kind, figure in split_plots(model, "train", data.X["train"], data.labels["train"], ("decision_boundary",), notes).items():
