@@ -44,6 +44,7 @@ from dltrain.runs import (
     RunWriter,
     load_run,
     new_run_dir,
+    present,
     read_columns,
     run_curve,
     training_lock,
@@ -224,7 +225,7 @@ def resume(
             raise DltrainError(f"{run_dir} is still being trained by process {summary['pid']}: stop it first (Ctrl-C)")
         if status not in ("running", "interrupted", "failed"):
             raise DltrainError(f"{run_dir}/summary.json has no run status; is {run_dir} a dltrain run folder?")
-        if not (run_dir / CHECKPOINT).is_file():
+        if not present(run_dir / CHECKPOINT):  # a checkpoint that is a device or a FIFO is reported when read, not taken for none
             raise DltrainError(
                 f"{run_dir} stopped before its first checkpoint, so there is nothing to resume from; "
                 f"train it again: dltrain train {run_dir / 'config.yaml'} (set training.checkpoint_every to checkpoint periodically)"
