@@ -11,13 +11,14 @@ which readers skip and a resume cuts off (the checkpoint records the files' leng
 import contextlib
 import csv
 import errno
+import hashlib
 import io
 import json
 import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 from dltrain.config import read_yaml
 from dltrain.errors import DltrainError, one_line
 from dltrain.model_file import CHECKSUMS, array_checksum, model_image, read_model  # noqa: F401 (the run folder's model files)
+from dltrain.run_locks import LOCK, claim, folder_locked  # noqa: F401 (search trials' claims)
 from dltrain.run_tables import (  # noqa: F401 (history.csv and curve.csv)
     CURVE,
     HISTORY,
@@ -50,7 +52,6 @@ from dltrain.run_tables import (  # noqa: F401 (history.csv and curve.csv)
 from dltrain.safe_read import MAX_JSON_BYTES, read_text_limited
 
 HISTORY_FLUSH_SECONDS = 2.0
-LOCK = ".lock"
 
 
 def write_error(path: Path, e: OSError) -> DltrainError:
@@ -132,56 +133,6 @@ def training_lock(run_dir: Path) -> Iterator[bool]:
         os.close(fd)
 
 
-def folder_locked(run_dir: Path) -> bool:
-    """Whether a process holds run_dir/.lock now (it is training into the folder); False where nothing can be locked."""
-    if fcntl is None:
-        return False
-    try:
-        fd = os.open(Path(run_dir) / LOCK, os.O_RDWR)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-
-
-@contextmanager
-def claim(path: Path, wait: "Callable[[], None]") -> Iterator[bool]:
-    """Hold an exclusive flock on `path` (an empty file, created if needed and never removed) for the
-    block, calling wait() between attempts while another process holds it. Yields False where nothing
-    can be locked (no fcntl, a filesystem without locks): the caller then goes ahead unguarded.
-
-    A search's workers claim a trial this way before they look at its run folder, so two of them
-    (an interrupted search's worker still finishing a trial, and the rerun's) never train the same
-    folder at once; the kernel releases the lock when its holder ends, however it ends.
-    """
-    if fcntl is None:
-        yield False
-        return
-    with writing(path):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                locked = True
-                break
-            except BlockingIOError:
-                wait()
-            except OSError:
-                locked = False
-                break
-        yield locked
-    finally:
-        os.close(fd)
-
-
 class RunWriter:
     """Creates one run folder and writes its files. history.csv and curve.csv grow by appending
     whole rows, buffered for at most a few seconds: the history is on disk as it grows, so ending a
@@ -193,12 +144,18 @@ class RunWriter:
     them); curve.csv is cut back to the checkpoint's `curve_bytes` (None: the checkpoint predates
     curve.csv, so none is written).
 
+    `checksums`: the checkpoint's sha256 of each file's first bytes, checked before it is cut back
+    (a file changed since the checkpoint would otherwise be continued after foreign bytes).
+
     `curve_columns`: curve.csv's columns, one row per epoch appended by log_curve (None: no curve).
     """
 
     def __init__(self, run_dir: Path, history_columns: list[str], rows: list[dict] | None = None,
-                 curve_columns: list[str] | None = None, curve_bytes: int | None = None, history_bytes: int | None = None):
+                 curve_columns: list[str] | None = None, curve_bytes: int | None = None, history_bytes: int | None = None,
+                 checksums: dict[str, str] | None = None):
         self.dir = Path(run_dir)
+        self._digests = {HISTORY: hashlib.sha256(), CURVE: hashlib.sha256()}  # of each file's bytes so far
+        checksums = checksums or {}
         resuming = rows is not None or history_bytes is not None
         if not resuming:
             try:
@@ -224,10 +181,12 @@ class RunWriter:
         if not resuming:
             self._history.append(self._csv_line(None))
         elif history_bytes is None:  # an older checkpoint: its rows are the history
-            self.write_text(HISTORY, "".join([self._csv_line(None), *(self._csv_line(row) for row in rows)]))
-            self.history_bytes = self.path(HISTORY).stat().st_size
+            text = "".join([self._csv_line(None), *(self._csv_line(row) for row in rows)]).encode()
+            self.write_bytes(HISTORY, text)
+            self.history_bytes = len(text)
+            self._digests[HISTORY].update(text)
         else:
-            self.history_bytes = self._cut(HISTORY, history_bytes, "history")
+            self.history_bytes = self._cut(HISTORY, history_bytes, "history", checksums.get(HISTORY))
         self.curve_columns = curve_columns if not resuming or curve_bytes is not None else None
         self._curve: list[str] = []  # lines not yet appended
         self.curve_bytes = 0  # curve.csv's length once the lines are appended
@@ -235,7 +194,7 @@ class RunWriter:
             if not resuming:
                 self._curve.append(",".join(self.curve_columns) + "\n")
             else:
-                self.curve_bytes = self._cut(CURVE, curve_bytes, "per-epoch curve")
+                self.curve_bytes = self._cut(CURVE, curve_bytes, "per-epoch curve", checksums.get(CURVE))
 
     def _csv_line(self, row: dict | None) -> str:
         """One history.csv line: the header for None, else the row (missing columns blank)."""
@@ -244,16 +203,32 @@ class RunWriter:
         w.writeheader() if row is None else w.writerow(row)
         return buf.getvalue()
 
-    def _cut(self, name: str, size: int, what: str) -> int:
-        """Resume: drop the rows written after the checkpoint (and a partial line a crash left); -> size."""
+    def _cut(self, name: str, size: int, what: str, checksum: str | None) -> int:
+        """Resume: drop the rows written after the checkpoint (and a partial line a crash left), once the
+        first `size` bytes match the checkpoint's checksum (checkpoints without one: not checked); -> size."""
         path = self.path(name)
         have = path.stat().st_size if path.is_file() else 0
         if have < size:
             raise DltrainError(f"{path} has {have} bytes but the checkpoint recorded {size}: it was truncated or replaced, "
                                f"so the {what} cannot be continued")
+        digest = self._digests[name]
         with writing(path), open(path, "r+b") as f:
+            left = size
+            while left > 0:
+                chunk = f.read(min(left, 2**20))
+                if not chunk:
+                    break
+                digest.update(chunk)
+                left -= len(chunk)
+            if checksum is not None and digest.hexdigest() != checksum:
+                raise DltrainError(f"{path} was changed after the checkpoint (its first {size} bytes do not match the checksum the "
+                                   f"checkpoint recorded), so the {what} cannot be continued")
             f.truncate(size)
         return size
+
+    def checksum(self, name: str) -> str:
+        """sha256 of what has been appended to history.csv or curve.csv (CHECKSUMS of a checkpoint)."""
+        return self._digests[name].hexdigest()
 
     def _append(self, name: str, lines: list[str], size: int, sync: bool) -> int:
         """Append lines to a file of `size` bytes; -> its new size. A failed write (a full disk) cuts
@@ -272,6 +247,7 @@ class RunWriter:
                     os.truncate(path, size)
                 raise
         lines.clear()
+        self._digests[name].update(data)
         return size + len(data)
 
     def path(self, name: str) -> Path:

@@ -151,3 +151,17 @@ def test_a_failed_append_leaves_no_partial_row(tmp_path, monkeypatch):
     monkeypatch.undo()
     run.flush_history()  # space freed: the buffered row is appended whole, once
     assert read_history(tmp_path / "r" / "history.csv") == [{"epoch": 0, "cost": 0.5}, {"epoch": 1, "cost": 0.25}]
+
+
+@pytest.mark.parametrize("name", ["history.csv", "curve.csv"])
+def test_resume_refuses_a_file_changed_before_its_checkpoint(tmp_path, name):
+    # Same length, one digit changed: only the checkpoint's checksum of the file tells.
+    progress, event = stop_at(5)
+    with pytest.raises(Interrupted):
+        train(config(epochs=12, early_stopping=False, log_every=1), run_dir=tmp_path / "cut", progress=progress, interrupt=event)
+    path = tmp_path / "cut" / name
+    lines = path.read_text().splitlines(keepends=True)
+    lines[2] = lines[2].replace("0.", "1.", 1)
+    path.write_text("".join(lines))
+    with pytest.raises(DltrainError, match=f"{name} was changed after the checkpoint"):
+        resume(tmp_path / "cut")

@@ -12,6 +12,8 @@ from dltrain.commands.build import (
 from dltrain.config import Config
 from dltrain.errors import DltrainError
 from dltrain.runs import (
+    CURVE,
+    HISTORY,
     RunWriter,
     read_model,
 )
@@ -53,7 +55,8 @@ def save_checkpoint(run: RunWriter, t: Training, loop: dict) -> None:
         groups["early_stopping"] = t.stopper.state_dict()
     # history.csv and curve.csv are on disk up to the checkpoint's epoch before the checkpoint says so.
     history_bytes = run.flush_history(sync=True)
-    loop = {**loop, "rng": rng_state(t.rng), "history_bytes": history_bytes, "curve_bytes": run.flush_curve()}
+    loop = {**loop, "rng": rng_state(t.rng), "history_bytes": history_bytes, "curve_bytes": run.flush_curve(),
+            "checksums": {name: run.checksum(name) for name in (HISTORY, CURVE)}}
     run.save_model(CHECKPOINT, **groups, loop=json.dumps(loop))
 
 
@@ -85,6 +88,9 @@ def restore_checkpoint(t: Training, path: Path, cfg: Config) -> dict:
                 raise ValueError("its history_bytes is not a byte count")
         elif not (isinstance(loop["history"], list) and all(isinstance(row, dict) for row in loop["history"])):
             raise ValueError("its history is not a list of rows")
+        checksums = loop.get("checksums", {})
+        if not (isinstance(checksums, dict) and all(isinstance(v, str) for v in checksums.values())):
+            raise ValueError("its checksums are not a mapping of file names to checksums")
         if not isinstance(loop.get("curve_bytes", 0), int) or isinstance(loop.get("curve_bytes"), bool) or loop.get("curve_bytes", 0) < 0:
             raise ValueError("its curve_bytes is not a byte count")
         if not 0 <= loop["epoch"] < epochs - 1:

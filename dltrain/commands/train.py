@@ -214,7 +214,8 @@ def resume(
     # The status is read under the lock and rewritten before it is released: two resumes of one
     # folder cannot both find it interrupted.
     with training_lock(run_dir) as locked:
-        summary = load_run(run_dir).summary
+        # Not history.csv: it grows with the run; the checkpoint's checksum vouches for it when it is cut back.
+        summary = load_run(run_dir, history=False).summary
         status = summary.get("status")
         if status == "completed":
             raise DltrainError(f"{run_dir} is completed: there is nothing to resume (dltrain reproduce {run_dir} re-runs it)")
@@ -237,7 +238,7 @@ def resume(
         loop = restore_checkpoint(t, run_dir / CHECKPOINT, cfg)
         run = RunWriter(run_dir, history_columns("dev" in data.X, t.net.L if cfg.training.log_norms else 0), rows=loop.get("history"),
                         curve_columns=curve_columns("dev" in data.X), curve_bytes=loop.get("curve_bytes"),
-                        history_bytes=loop.get("history_bytes"))
+                        history_bytes=loop.get("history_bytes"), checksums=loop.get("checksums"))
         summary.update(status="running", host=platform.node(), pid=os.getpid(),
                        resumed=[*summary.get("resumed", []), {"epoch": loop["epoch"] + 1,
                                                              "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}])
