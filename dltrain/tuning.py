@@ -171,6 +171,8 @@ class LocalProcesses:
         processes = list((self.pool._processes or {}).values())
         for process in processes:
             process.terminate()
+        # Without this the workers, their trials stopped, would wait for more work until killed.
+        self.pool.shutdown(wait=False, cancel_futures=True)
         deadline = time.monotonic() + ABORT_GRACE_SECONDS
         for process in processes:
             process.join(max(0.0, deadline - time.monotonic()))
