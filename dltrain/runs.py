@@ -174,7 +174,6 @@ class RunWriter:
             for stale in self.dir.glob(".*.tmp-*"):
                 stale.unlink()
         self.columns = history_columns
-        self.rows_logged = 0  # rows log() took in this process
         self._flushed_at = time.monotonic()
         self._history: list[str] = []  # history lines not yet appended
         self.history_bytes = 0  # history.csv's length once they are
@@ -268,7 +267,6 @@ class RunWriter:
     def log(self, row: dict) -> None:
         """Append a history row; rows reach the file at most a few seconds later (and on flush)."""
         self._history.append(self._csv_line(row))
-        self.rows_logged += 1
         if time.monotonic() - self._flushed_at >= HISTORY_FLUSH_SECONDS:
             self.flush_history()
 
