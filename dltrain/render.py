@@ -260,16 +260,20 @@ def print_leaderboard(outcome, metric: str, reused: int) -> None:
 @contextlib.contextmanager
 def tracking_warnings():
     """A tracker that failed (MLflow down, a missing extra) as one `warning:` line; other warnings as Python shows them."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", TrackingWarning)
-        try:
+    caught: list = []
+    try:
+        with warnings.catch_warnings(record=True) as recorded:
+            caught = recorded
+            warnings.simplefilter("always", TrackingWarning)
             yield
-        finally:
-            for w in caught:
-                if issubclass(w.category, TrackingWarning):
-                    err.print(Text.assemble(("warning:", "yellow"), f" {w.message}"), soft_wrap=True)
-                else:
-                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    finally:
+        # Shown once the recording has ended: inside it, showwarning appends to the very list being
+        # shown, which then never ends (a run whose report.html failed grew it to 8 GB).
+        for w in caught:
+            if issubclass(w.category, TrackingWarning):
+                err.print(Text.assemble(("warning:", "yellow"), f" {w.message}"), soft_wrap=True)
+            else:
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
 def print_logged(result) -> None:
