@@ -1,6 +1,7 @@
 """`dltrain config` and `dltrain datasets`: the CLI's command groups (registered on the app by cli.py)."""
 
 import json
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -68,6 +69,17 @@ def datasets_info(
     out.print(counts_table(info.counts, info.classes))
 
 
+class OnError(str, Enum):
+    stop = "stop"
+    skip = "skip"
+
+
+class Compression(str, Enum):
+    none = "none"
+    gzip = "gzip"
+    lzf = "lzf"
+
+
 @datasets_app.command("import")
 def datasets_import(
     folder: Path = typer.Argument(..., help="Folder with one sub-folder of .jpg/.png images per class."),
@@ -75,6 +87,10 @@ def datasets_import(
     size: int = typer.Option(64, "--size", min=1, max=4096, help="Resize every image to SIZE x SIZE pixels."),
     test_fraction: float = typer.Option(0.2, "--test-fraction", min=0.0, max=0.99, help="Share of images held out as test (stratified)."),
     seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the test split."),
+    on_error: OnError = typer.Option(OnError.stop, "--on-error", help="An unreadable image stops the import (no file written), "
+                                                                     "or is skipped: left out with its label, and named."),
+    compression: Compression = typer.Option(Compression.none, "--compression", help="How the images are stored: none (contiguous, "
+                                            "the fastest to read), gzip (level 4, 20-33% smaller for photos) or lzf."),
 ):
     """Turn a folder of class sub-folders of images into an h5 file in the course layout (train with dataset: images)."""
     try:
@@ -82,9 +98,15 @@ def datasets_import(
 
         bar = CheckProgress(True, "import", "images")
         try:
-            result = import_image_folder(folder, output, size, test_fraction, seed, progress=bar)
+            result = import_image_folder(folder, output, size, test_fraction, seed, progress=bar, on_error=on_error.value,
+                                         compression=compression.value)
         finally:
             bar.close()
     except DltrainError as e:
         fail(e)
     out.print(counts_table(result.counts, result.classes, f"{result.out}: {'x'.join(map(str, result.image_shape))} RGB uint8"))
+    if result.skipped:
+        out.print(f"skipped {len(result.skipped)} unreadable image{'s' if len(result.skipped) > 1 else ''} (left out with their labels):",
+                  soft_wrap=True, markup=False)
+        for e in result.skipped:
+            out.print(f"  {e.path}: {e.reason}", soft_wrap=True, markup=False)

@@ -143,14 +143,15 @@ def cost_curve(curve: "list[dict] | dict[str, np.ndarray]", title: str, marks: d
     return _done(fig)
 
 
-def decision_boundary(predict, X: np.ndarray, y: np.ndarray, title: str, classes: list[str] | None = None) -> Figure:
-    """Predicted class over a grid around 2-D data X (2, m), with the labelled points y (m,) on top.
+def decision_boundary(predict, X: np.ndarray, y: np.ndarray, title: str, classes: list[str] | None = None,
+                      side: int = 300) -> Figure:
+    """Predicted class over a side x side grid around 2-D data X (2, m), with the labelled points y (m,) on top.
 
     predict: grid (2, k) -> labels (k,). classes names the labels in the legend.
     """
     pad = 0.5
-    x0 = np.linspace(X[0].min() - pad, X[0].max() + pad, 300)
-    x1 = np.linspace(X[1].min() - pad, X[1].max() + pad, 300)
+    x0 = np.linspace(X[0].min() - pad, X[0].max() + pad, side)
+    x1 = np.linspace(X[1].min() - pad, X[1].max() + pad, side)
     g0, g1 = np.meshgrid(x0, x1)
     grid = np.vstack([g0.ravel(), g1.ravel()])
     Z = predict(grid).reshape(g0.shape)

@@ -32,6 +32,10 @@ def print_results(cfg, run, quiet: bool) -> None:
         out.print(table)
         if "best_epoch" in summary:  # stopped early: say why, and whose weights the table measured
             out.print(summary["stop_reason"], soft_wrap=True, markup=False)
+        if "gradient_accumulation" in summary:  # the full-batch step did not fit the memory budget as one product
+            acc = summary["gradient_accumulation"]
+            out.print(f"full batch accumulated over {acc['chunks']} chunks of up to {acc['examples_per_chunk']} examples "
+                      "(one product would exceed the memory budget, DLTRAIN_MEMORY_BUDGET)", soft_wrap=True, markup=False)
         print_diagnosis(metrics["diagnosis"])
 
 
@@ -209,12 +213,23 @@ def cell(value) -> str:
 
 
 def counts_table(counts: dict[str, list[int]], classes: list[str], title: str | None = None) -> Table:
-    """Examples per split and per class."""
+    """Examples per split and per class: a column per class, or a row per class when those columns would not fit the screen."""
     table = Table(title=title)
-    for col in ("split", "examples", *classes):
-        table.add_column(col, justify="left" if col == "split" else "right")
-    for split, per_class in counts.items():
-        table.add_row(split, str(sum(per_class)), *map(str, per_class))
+    cells = [("split", *counts), ("examples", *(str(sum(c)) for c in counts.values()))]
+    cells += [(name, *(str(c[i]) for c in counts.values())) for i, name in enumerate(classes)]
+    # Each column takes its widest cell plus rich's padding and border (3 characters).
+    if sum(max(len(cell) for cell in col) + 3 for col in cells) + 1 <= out.width:
+        for col in cells:
+            table.add_column(col[0], justify="left" if col[0] == "split" else "right")
+        for split, per_class in counts.items():
+            table.add_row(split, str(sum(per_class)), *map(str, per_class))
+        return table
+    table.add_column("class")
+    for split in counts:
+        table.add_column(split, justify="right")
+    for i, name in enumerate(classes):
+        table.add_row(name, *(str(c[i]) for c in counts.values()))
+    table.add_row("examples", *(str(sum(c)) for c in counts.values()), end_section=False, style="bold")
     return table
 
 
@@ -245,16 +260,20 @@ def print_leaderboard(outcome, metric: str, reused: int) -> None:
 @contextlib.contextmanager
 def tracking_warnings():
     """A tracker that failed (MLflow down, a missing extra) as one `warning:` line; other warnings as Python shows them."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", TrackingWarning)
-        try:
+    caught: list = []
+    try:
+        with warnings.catch_warnings(record=True) as recorded:
+            caught = recorded
+            warnings.simplefilter("always", TrackingWarning)
             yield
-        finally:
-            for w in caught:
-                if issubclass(w.category, TrackingWarning):
-                    err.print(Text.assemble(("warning:", "yellow"), f" {w.message}"), soft_wrap=True)
-                else:
-                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    finally:
+        # Shown once the recording has ended: inside it, showwarning appends to the very list being
+        # shown, which then never ends (a run whose report.html failed grew it to 8 GB).
+        for w in caught:
+            if issubclass(w.category, TrackingWarning):
+                err.print(Text.assemble(("warning:", "yellow"), f" {w.message}"), soft_wrap=True)
+            else:
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
 def print_logged(result) -> None:

@@ -2,15 +2,16 @@
 
 Every file is written to a temporary name in the run folder and renamed into place, so a crash
 leaves either the previous complete file or the new one. A run folder is never reused. Two
-exceptions: the empty .lock (see training_lock), which is only ever locked, and curve.csv, one row
-per epoch, which is appended to (rewriting it would cost O(epochs^2)): rows are written whole,
-so a crash can leave at most a partial last line, which readers skip and a resume cuts off (the
-checkpoint records the file's length).
+exceptions: the empty .lock (see training_lock), which is only ever locked, and history.csv and
+curve.csv, which are appended to (rewriting them would cost O(rows) per write, and make stopping a
+long run wait for it): rows are written whole, so a crash can leave at most a partial last line,
+which readers skip and a resume cuts off (the checkpoint records the files' lengths).
 """
 
 import contextlib
 import csv
 import errno
+import hashlib
 import io
 import json
 import os
@@ -36,11 +37,21 @@ if TYPE_CHECKING:
 from dltrain.config import read_yaml
 from dltrain.errors import DltrainError, one_line
 from dltrain.model_file import CHECKSUMS, array_checksum, model_image, read_model  # noqa: F401 (the run folder's model files)
-from dltrain.safe_read import MAX_HISTORY_BYTES, MAX_JSON_BYTES, read_text_limited
+from dltrain.run_locks import LOCK, claim, folder_locked  # noqa: F401 (search trials' claims)
+from dltrain.run_tables import (  # noqa: F401 (history.csv and curve.csv)
+    CURVE,
+    HISTORY,
+    history_curve,
+    present,
+    read_columns,
+    read_curve,
+    read_history,
+    run_curve,
+    run_table_columns,
+)
+from dltrain.safe_read import MAX_JSON_BYTES, read_text_limited
 
 HISTORY_FLUSH_SECONDS = 2.0
-LOCK = ".lock"
-CURVE = "curve.csv"
 
 
 def write_error(path: Path, e: OSError) -> DltrainError:
@@ -123,19 +134,30 @@ def training_lock(run_dir: Path) -> Iterator[bool]:
 
 
 class RunWriter:
-    """Creates one run folder and writes its files; history rows are flushed atomically in batches.
+    """Creates one run folder and writes its files. history.csv and curve.csv grow by appending
+    whole rows, buffered for at most a few seconds: the history is on disk as it grows, so ending a
+    run (SIGTERM, a checkpoint) never rewrites it, whatever its length.
 
-    With `rows`, it continues an existing folder instead (dltrain train --resume): the history is
-    the given rows, those of the checkpoint being resumed, and curve.csv is cut back to the
-    checkpoint's `curve_bytes` (None: the checkpoint predates curve.csv, so none is written).
+    To continue an existing folder instead (dltrain train --resume), give the checkpoint's
+    `history_bytes` (history.csv is cut back to it: rows logged after the checkpoint go) or, for a
+    checkpoint from before history.csv was appended to, its `rows` (history.csv is rewritten from
+    them); curve.csv is cut back to the checkpoint's `curve_bytes` (None: the checkpoint predates
+    curve.csv, so none is written).
+
+    `checksums`: the checkpoint's sha256 of each file's first bytes, checked before it is cut back
+    (a file changed since the checkpoint would otherwise be continued after foreign bytes).
 
     `curve_columns`: curve.csv's columns, one row per epoch appended by log_curve (None: no curve).
     """
 
     def __init__(self, run_dir: Path, history_columns: list[str], rows: list[dict] | None = None,
-                 curve_columns: list[str] | None = None, curve_bytes: int | None = None):
+                 curve_columns: list[str] | None = None, curve_bytes: int | None = None, history_bytes: int | None = None,
+                 checksums: dict[str, str] | None = None):
         self.dir = Path(run_dir)
-        if rows is None:
+        self._digests = {HISTORY: hashlib.sha256(), CURVE: hashlib.sha256()}  # of each file's bytes so far
+        checksums = checksums or {}
+        resuming = rows is not None or history_bytes is not None
+        if not resuming:
             try:
                 self.dir.parent.mkdir(parents=True, exist_ok=True)
                 self.dir.mkdir()
@@ -152,27 +174,80 @@ class RunWriter:
             for stale in self.dir.glob(".*.tmp-*"):
                 stale.unlink()
         self.columns = history_columns
-        self.rows: list[dict] = list(rows or [])
         self._flushed_at = time.monotonic()
-        self.curve_columns = curve_columns if rows is None or curve_bytes is not None else None
+        self._history: list[str] = []  # history lines not yet appended
+        self.history_bytes = 0  # history.csv's length once they are
+        if not resuming:
+            self._history.append(self._csv_line(None))
+        elif history_bytes is None:  # an older checkpoint: its rows are the history
+            text = "".join([self._csv_line(None), *(self._csv_line(row) for row in rows)]).encode()
+            self.write_bytes(HISTORY, text)
+            self.history_bytes = len(text)
+            self._digests[HISTORY].update(text)
+        else:
+            self.history_bytes = self._cut(HISTORY, history_bytes, "history", checksums.get(HISTORY))
+        self.curve_columns = curve_columns if not resuming or curve_bytes is not None else None
         self._curve: list[str] = []  # lines not yet appended
-        self._curve_bytes = 0  # curve.csv's length once the lines are appended
+        self.curve_bytes = 0  # curve.csv's length once the lines are appended
         if self.curve_columns is not None:
-            if rows is None:
+            if not resuming:
                 self._curve.append(",".join(self.curve_columns) + "\n")
             else:
-                self._cut_curve(curve_bytes)
+                self.curve_bytes = self._cut(CURVE, curve_bytes, "per-epoch curve", checksums.get(CURVE))
 
-    def _cut_curve(self, size: int) -> None:
-        """Resume: drop the rows written after the checkpoint (and a partial line a crash left)."""
-        path = self.path(CURVE)
+    def _csv_line(self, row: dict | None) -> str:
+        """One history.csv line: the header for None, else the row (missing columns blank)."""
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=self.columns, extrasaction="ignore", lineterminator="\n")
+        w.writeheader() if row is None else w.writerow(row)
+        return buf.getvalue()
+
+    def _cut(self, name: str, size: int, what: str, checksum: str | None) -> int:
+        """Resume: drop the rows written after the checkpoint (and a partial line a crash left), once the
+        first `size` bytes match the checkpoint's checksum (checkpoints without one: not checked); -> size."""
+        path = self.path(name)
         have = path.stat().st_size if path.is_file() else 0
         if have < size:
             raise DltrainError(f"{path} has {have} bytes but the checkpoint recorded {size}: it was truncated or replaced, "
-                               "so the per-epoch curve cannot be continued")
+                               f"so the {what} cannot be continued")
+        digest = self._digests[name]
         with writing(path), open(path, "r+b") as f:
+            left = size
+            while left > 0:
+                chunk = f.read(min(left, 2**20))
+                if not chunk:
+                    break
+                digest.update(chunk)
+                left -= len(chunk)
+            if checksum is not None and digest.hexdigest() != checksum:
+                raise DltrainError(f"{path} was changed after the checkpoint (its first {size} bytes do not match the checksum the "
+                                   f"checkpoint recorded), so the {what} cannot be continued")
             f.truncate(size)
-        self._curve_bytes = size
+        return size
+
+    def checksum(self, name: str) -> str:
+        """sha256 of what has been appended to history.csv or curve.csv (CHECKSUMS of a checkpoint)."""
+        return self._digests[name].hexdigest()
+
+    def _append(self, name: str, lines: list[str], size: int, sync: bool) -> int:
+        """Append lines to a file of `size` bytes; -> its new size. A failed write (a full disk) cuts
+        the file back to `size`, so a retry never leaves half a row in the middle."""
+        path = self.path(name)
+        data = "".join(lines).encode()
+        with writing(path):
+            try:
+                with open(path, "ab") as f:
+                    f.write(data)
+                    f.flush()
+                    if sync:
+                        os.fsync(f.fileno())
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.truncate(path, size)
+                raise
+        lines.clear()
+        self._digests[name].update(data)
+        return size + len(data)
 
     def path(self, name: str) -> Path:
         return self.dir / name
@@ -190,8 +265,8 @@ class RunWriter:
         self.write_text(name, yaml.safe_dump(obj, sort_keys=False))
 
     def log(self, row: dict) -> None:
-        """Append a history row; the file is rewritten at most every few seconds (and on flush)."""
-        self.rows.append(row)
+        """Append a history row; rows reach the file at most a few seconds later (and on flush)."""
+        self._history.append(self._csv_line(row))
         if time.monotonic() - self._flushed_at >= HISTORY_FLUSH_SECONDS:
             self.flush_history()
 
@@ -209,24 +284,17 @@ class RunWriter:
         if self.curve_columns is None:
             return 0
         if self._curve or sync:
-            data = "".join(self._curve).encode()
-            with writing(self.path(CURVE)), open(self.path(CURVE), "ab") as f:
-                f.write(data)
-                f.flush()
-                if sync:
-                    os.fsync(f.fileno())
-            self._curve_bytes += len(data)
-            self._curve.clear()
-        return self._curve_bytes
+            self.curve_bytes = self._append(CURVE, self._curve, self.curve_bytes, sync)
+        return self.curve_bytes
 
-    def flush_history(self) -> None:
-        self.flush_curve()
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=self.columns, extrasaction="ignore", lineterminator="\n")
-        w.writeheader()
-        w.writerows(self.rows)
-        self.write_text("history.csv", buf.getvalue())
+    def flush_history(self, sync: bool = False) -> int:
+        """Append the buffered history and curve rows; -> history.csv's length in bytes (synced with sync).
+        Only what was logged since the last flush is written: never the whole history again."""
+        self.flush_curve(sync)
+        if self._history or sync:
+            self.history_bytes = self._append(HISTORY, self._history, self.history_bytes, sync)
         self._flushed_at = time.monotonic()
+        return self.history_bytes
 
     def overwrite_in_place(self, name: str, text: str) -> bool:
         """Last resort on a full disk, where atomic_write has no room for its temporary copy:
@@ -296,66 +364,6 @@ class RunRecord(NamedTuple):
     summary: dict
 
 
-def read_history(path: Path) -> list[dict]:
-    """history.csv -> rows of numbers, or DltrainError naming the file."""
-    text = read_text_limited(Path(path), MAX_HISTORY_BYTES, "history file")
-    try:
-        rows = list(csv.DictReader(io.StringIO(text, newline="")))
-    except csv.Error as e:
-        raise DltrainError(f"{path} is not a dltrain history file ({one_line(e)})") from None
-    try:
-        return [
-            {k: None if v in ("", None) else int(v) if k in ("epoch", "iteration") else float(v) for k, v in row.items()}
-            for row in rows
-        ]
-    except (ValueError, TypeError):
-        raise DltrainError(f"{path} is not a dltrain history file (a value is not a number)") from None
-
-
-def read_curve(path: Path) -> "dict[str, np.ndarray]":
-    """curve.csv -> its columns as float64 arrays (epoch as int64), nan where a row has no value.
-    A last line without its newline (a crash while appending) is left out."""
-    import numpy as np
-
-    try:
-        lines = Path(path).read_text().split("\n")
-    except OSError as e:
-        raise DltrainError(f"cannot read {path}: {e.strerror}") from None
-    header, rows = lines[0].split(","), lines[1:-1]  # the last item is "" or a partial line
-    try:
-        values = np.array([[float(v) if v else np.nan for v in line.split(",")] for line in rows], dtype=np.float64)
-        values = values.reshape(len(rows), len(header))
-    except ValueError:
-        raise DltrainError(f"{path} is not a dltrain curve file (a row is not {len(header)} numbers)") from None
-    curve = {name: values[:, i] for i, name in enumerate(header)}
-    if "epoch" in curve:
-        curve["epoch"] = curve["epoch"].astype(np.int64)
-    return curve
-
-
-def history_curve(rows: list[dict]) -> "dict[str, np.ndarray]":
-    """History rows as columns (read_curve's form): the curve of a run from before curve.csv."""
-    import numpy as np
-
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    curve = {k: np.array([np.nan if row.get(k) is None else row[k] for row in rows], dtype=np.float64) for k in columns}
-    if "epoch" in curve:
-        curve["epoch"] = curve["epoch"].astype(np.int64)
-    return curve
-
-
-def run_curve(run_dir: Path, history: list[dict] | None = None) -> "dict[str, np.ndarray]":
-    """Every epoch's learning rate and costs from curve.csv, or the logged epochs of `history` (the
-    run's history.csv rows, read here when not given) for a run that has none (written before
-    curve.csv existed)."""
-    path = Path(run_dir) / CURVE
-    if path.is_file():
-        return read_curve(path)
-    if history is None:
-        history = read_history(Path(run_dir) / "history.csv") if present(Path(run_dir) / "history.csv") else []
-    return history_curve(history)
-
-
 def _read_json(path: Path) -> dict:
     try:
         obj = json.loads(read_text_limited(path, MAX_JSON_BYTES, "run file"))
@@ -368,17 +376,13 @@ def _read_json(path: Path) -> dict:
     return obj
 
 
-def present(path: Path) -> bool:
-    """Whether a run file is there, as anything: a symlink to a device is there (and refused when read), not skipped."""
-    return os.path.lexists(path)
-
-
 def is_run_dir(path: Path) -> bool:
     return (Path(path) / "summary.json").is_file()
 
 
-def load_run(run_dir: Path) -> RunRecord:
-    """Read config.yaml, history.csv, metrics.json and summary.json of one run folder.
+def load_run(run_dir: Path, history: bool = True) -> RunRecord:
+    """Read config.yaml, history.csv, metrics.json and summary.json of one run folder; with history
+    False, not history.csv (it grows with the run: tens of MB), whose rows are then [].
 
     A running or diverged run has no metrics yet ({}); a folder without summary.json is not a run.
     """
@@ -391,13 +395,13 @@ def load_run(run_dir: Path) -> RunRecord:
         check_shape(run_dir / "config.yaml", config, {"model": dict, "optimizer": dict, "training": dict,
                                                        "regularization": dict, "data": dict, "name": str})
         check_shape(run_dir / "config.yaml", config.get("model", {}), {"layers": list}, "model.")
-    history = read_history(run_dir / "history.csv") if present(run_dir / "history.csv") else []
+    rows = read_history(run_dir / HISTORY) if history and present(run_dir / HISTORY) else []
     metrics = _read_json(run_dir / "metrics.json") if present(run_dir / "metrics.json") else {}
     check_shape(run_dir / "metrics.json", metrics, dict.fromkeys(("train", "dev", "test"), dict))
     for split in ("train", "dev", "test"):
         check_shape(run_dir / "metrics.json", metrics.get(split, {}), dict.fromkeys(("cost", "accuracy"), NUMBER) | {"examples": int},
                     f"{split}.")
-    return RunRecord(run_dir, config, history, metrics, read_summary(run_dir))
+    return RunRecord(run_dir, config, rows, metrics, read_summary(run_dir))
 
 
 def read_summary(run_dir: Path) -> dict:

@@ -12,6 +12,7 @@ import json
 import math
 import multiprocessing
 import signal
+import time
 
 import numpy as np
 
@@ -142,6 +143,9 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+ABORT_GRACE_SECONDS = 10.0
+
+
 class LocalProcesses:
     """`workers` processes on this machine (spawned, so they start clean on every platform)."""
 
@@ -160,10 +164,20 @@ class LocalProcesses:
         self.pool.shutdown()
 
     def abort(self, futures) -> None:
-        """Stop now: running trials are killed (their folders are redone on resume), queued ones dropped."""
+        """Stop now: running trials get SIGTERM, which makes each end its epoch, checkpoint and mark its
+        folder 'interrupted' (commands.search.sigterm_interrupts; the rerun resumes it); a worker not done
+        within ABORT_GRACE_SECONDS is killed (its folder is resumed or redone). Queued trials are dropped."""
         # ProcessPoolExecutor.terminate_workers() only exists from Python 3.14 on.
-        for process in list((self.pool._processes or {}).values()):
+        processes = list((self.pool._processes or {}).values())
+        for process in processes:
             process.terminate()
+        # Without this the workers, their trials stopped, would wait for more work until killed.
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + ABORT_GRACE_SECONDS
+        for process in processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 

@@ -22,7 +22,7 @@ COMMAND_LAYERS = {
     "checkpoint": {"build"},
     "train": {"build", "checkpoint", "trained", "run", "report"},
     "reproduce": {"train", "trained", "run"},
-    "search": {"train"},
+    "search": {"train", "checkpoint"},
     "export": {"trained"},
     "log": set(),
     "report": {"build", "trained", "runs"},

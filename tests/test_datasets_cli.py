@@ -317,3 +317,28 @@ def test_softmax_labels_1_to_C_are_told_to_start_at_0(tmp_path):
     assert res.exit_code == 1 and len(error_lines(res)) == 1
     assert "has labels 1, 2, 3, but class labels must start at 0 (0..C-1 for C classes): subtract 1" in res.output
     assert "softmax output layer has 3 units" not in res.output
+
+
+@pytest.mark.parametrize("n_classes, per_class_rows", [(3, False), (10, True)])
+def test_counts_table_turns_to_a_row_per_class_when_the_columns_do_not_fit(monkeypatch, n_classes, per_class_rows):
+    import io
+
+    from rich.console import Console
+
+    from dltrain import render
+
+    screen = Console(width=80, file=io.StringIO(), color_system=None)
+    monkeypatch.setattr(render, "out", screen)
+    classes = [f"class-{i:02d}-long" for i in range(n_classes)]
+    counts = {"train": [100 + i for i in range(n_classes)], "test": [10 + i for i in range(n_classes)]}
+    screen.print(render.counts_table(counts, classes))
+    text = screen.file.getvalue().replace("┃", "│")  # the header row has heavy bars
+    assert "…" not in text and all(len(line) <= 80 for line in text.splitlines())
+    lines = {line.split("│")[1].strip(): line for line in text.splitlines() if line.count("│") > 2}
+    if per_class_rows:
+        for i, name in enumerate(classes):  # a class's line holds its train and test counts
+            assert f" {100 + i} " in lines[name] and f" {10 + i} " in lines[name]
+        assert sum(counts["train"]) == int(lines["examples"].split("│")[2])
+    else:
+        assert all(name in lines["split"] for name in classes)
+        assert lines["train"].split("│")[2].strip() == str(sum(counts["train"]))

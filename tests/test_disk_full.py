@@ -4,7 +4,9 @@
 import builtins
 import errno
 import json
+import os
 import subprocess
+import sys
 
 import pytest
 import yaml
@@ -12,6 +14,7 @@ from typer.testing import CliRunner
 
 from dltrain import runs
 from dltrain.cli import app
+from tests.conftest import REPO
 
 runner = CliRunner()
 
@@ -89,7 +92,9 @@ def test_an_injected_enospc_fails_the_run_cleanly(tmp_path, monkeypatch, victim)
 
     def open_(path, mode="r", *args, **kwargs):
         f = real_open(path, mode, *args, **kwargs)
-        return Full(f) if "w" in mode and f".{victim}.tmp-" in str(path) else f
+        # Files are written to a temporary name and renamed, except history.csv, which is appended to.
+        hit = "w" in mode and f".{victim}.tmp-" in str(path) or "a" in mode and runs.Path(path).name == victim
+        return Full(f) if hit else f
 
     monkeypatch.setattr(runs, "open", open_, raising=False)
     run_dir = tmp_path / "run"
@@ -97,7 +102,8 @@ def test_an_injected_enospc_fails_the_run_cleanly(tmp_path, monkeypatch, victim)
     res = runner.invoke(app, ["train", str(config), "--run-dir", str(run_dir), "-q"])
     assert_failed_cleanly(res, run_dir, victim)
     monkeypatch.undo()
-    if victim != "checkpoint.h5":  # the checkpoint of epoch 1 is there to resume from
+    # The checkpoint of epoch 1 is there to resume from (history.csv is written first, so it fails first).
+    if victim not in ("checkpoint.h5", "history.csv"):
         res = runner.invoke(app, ["train", "--resume", str(run_dir), "-q"])
         assert res.exit_code == 0, res.output
         assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
@@ -106,3 +112,19 @@ def test_an_injected_enospc_fails_the_run_cleanly(tmp_path, monkeypatch, victim)
 def test_a_full_disk_message_says_what_to_do():
     e = runs.write_error(runs.Path("r/x"), OSError(errno.ENOSPC, "No space left on device"))
     assert str(e) == "cannot write r/x: no space left on the device; free some space and resume the run"
+
+
+def test_a_report_that_cannot_be_written_is_one_warning_and_the_run_completes(tmp_path):
+    # The CLI showed warnings while still recording them, so a run whose report.html failed (a disk
+    # full after model.h5) appended to the list it was showing, forever: 8 GB and a hang. In a
+    # subprocess, with a timeout, because that failure never returns.
+    config = write_config(tmp_path / "c.yaml", epochs=3)
+    code = ("import sys\nimport dltrain.commands.train as T\n"
+            "def broken(*args, **kwargs):\n    raise OSError(28, 'No space left on device')\n"
+            "T.write_run_report = broken\nfrom dltrain.cli import main\n"
+            f"sys.argv = ['dltrain', 'train', {str(config)!r}, '--run-dir', {str(tmp_path / 'run')!r}, '-q']\nmain()\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.count("report.html not written") == 1, res.stderr
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "completed"

@@ -65,6 +65,46 @@ def test_adam_loop_matches_its_numpy_expression_bit_for_bit(dtype, rng):
     assert same_bits(v, v_new) and same_bits(s, s_new) and same_bits(theta, theta_new)
 
 
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_adam_on_two_threads_gives_the_same_bits(dtype, rng, monkeypatch):
+    """Whether the update runs on one thread or two (measured per shape, kernels.SPLIT_MIN) changes no bit."""
+    arrays = [rng.standard_normal((9, 40)).astype(dtype) for _ in range(4)]
+    arrays[3] = np.abs(arrays[3])
+    results = []
+    for split in (False, True):
+        monkeypatch.setattr(kernels, "_split_choice", {((9, 40), np.dtype(dtype)): split})
+        theta, g, v, s = (a.copy() for a in arrays)
+        for t in (1, 2, 3):
+            kernels.adam_update(theta, g, v, s, 0.9, 0.999, 1 - 0.9**t, 1 - 0.999**t, 0.01, 1e-8)
+        results.append((theta.tobytes(), v.tobytes(), s.tobytes()))
+    assert results[0] == results[1]
+
+
+def test_adam_keeps_two_threads_only_if_measured_faster(rng, monkeypatch):
+    monkeypatch.setattr(kernels, "_split_choice", {})
+    monkeypatch.setattr(kernels, "_split_times", {})
+    monkeypatch.setattr(kernels, "SPLIT_MIN", 1)
+    monkeypatch.setattr(kernels, "_cores", lambda: 2)
+    theta, g, v, s = (rng.random((8, 8)) for _ in range(4))
+    ways = []
+    real = kernels._record
+    monkeypatch.setattr(kernels, "_record", lambda key, split, seconds: ways.append(split) or real(key, split, seconds))
+    for t in range(1, 2 * kernels.SPLIT_CALLS + 3):
+        kernels.adam_update(theta, g, v, s, 0.9, 0.999, 1 - 0.9**t, 1 - 0.999**t, 0.01, 1e-8)
+    assert ways == [False, True] * kernels.SPLIT_CALLS  # alternated while measuring, then decided
+    assert ((8, 8), np.dtype(np.float64)) in kernels.split_choices()
+    key = ("k",)
+    for times, expected in (({False: [1.0] * 6, True: [0.5] * 6}, True), ({False: [1.0] * 6, True: [0.95] * 6}, False),
+                            ({False: [1.0] * 6, True: [2.0] * 6}, False)):
+        kernels._split_times[key] = {False: times[False][:-1], True: times[True]}
+        kernels._record(key, False, times[False][-1])
+        assert kernels._split_choice[key] is expected
+    small = np.ones((1, 8))  # one row, or under SPLIT_MIN, or one core: never split, never timed
+    kernels.adam_update(small, small.copy(), small.copy(), small.copy(), 0.9, 0.999, 0.1, 0.001, 0.01, 1e-8)
+    assert kernels.split_choices()[((1, 8), np.dtype(np.float64))] is False
+
+
 def test_column_major_operands_are_walked_in_memory_order(rng):
     Z, dA = operands(rng, np.float32, "F")
     assert all(a.flags.c_contiguous for a in kernels.c_order(Z, dA))

@@ -183,3 +183,23 @@ def test_running_variance_averages_the_biased_batch_variance():
     Z1 = params["W1"] @ X
     assert np.allclose(state["var1"], 0.5 * 1.0 + 0.5 * Z1.var(axis=1, ddof=0, keepdims=True), rtol=1e-14)
     assert not np.allclose(state["var1"], 0.5 * 1.0 + 0.5 * Z1.var(axis=1, ddof=1, keepdims=True), rtol=1e-3)
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_a_wide_layers_product_way_changes_no_bit_of_a_step(batch_norm, monkeypatch):
+    """engine/products.py may compute a wide layer's Z either way round: the whole step's cost and gradients,
+    through batch norm's reductions and a 12-class softmax, are the same bits."""
+    from dltrain.engine import products
+
+    rng = np.random.default_rng(9)
+    net = make_net([1500, 16, 12], "relu", "softmax", batch_norm=batch_norm)
+    params, state = init_params(net, INITIALIZERS["he"], rng, 1.0)
+    X, Y = data(rng, 1500, 12, 40)
+    X = np.asfortranarray(X)  # examples contiguous, as dltrain train stores them
+    results = []
+    for way in (True, False):
+        monkeypatch.setattr(products, "_transposed", {((16, 1500), X.shape, X.strides, X.dtype): way})
+        AL, cache = forward(X, params, net, state)
+        grads = backward(AL, Y, cache, params, net, 40)
+        results.append((net.loss(cache.ZL, AL, Y), AL.tobytes(), {k: g.tobytes() for k, g in grads.items()}))
+    assert results[0] == results[1]

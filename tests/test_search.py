@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -350,7 +351,8 @@ def test_ctrl_c_keeps_finished_trials_and_a_rerun_resumes(tmp_path):
     stamps = {p.name: (p.with_suffix("") / "metrics.json").stat().st_mtime_ns for p in finished}
     res = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
-    assert f"{len(finished)} trials reused" in res.stdout
+    # At least those: a worker that was writing its trial's results when the search stopped it finishes them.
+    assert int(re.search(r"(\d+) trials reused", res.stdout).group(1)) >= len(finished), res.stdout
     assert len(rows(out)) == 5 and all(r["status"] == "completed" for r in rows(out))
     assert {name: (out / "trials" / name).read_bytes() for name in before} == before
     assert {name: (out / "trials" / name).with_suffix("").joinpath("metrics.json").stat().st_mtime_ns for name in before} == stamps

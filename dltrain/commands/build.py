@@ -8,8 +8,8 @@ import numpy as np
 
 from dltrain.config import Config
 from dltrain.data import fingerprint, load_dataset
-from dltrain.data.examples import ArrayRows, Examples, streaming_stats
-from dltrain.data.limits import check_array_size, check_budget
+from dltrain.data.examples import MAX_CHUNK, ArrayRows, Examples, streaming_stats
+from dltrain.data.limits import BUDGET_VARIABLE, check_array_size, check_budget, memory_budget
 from dltrain.data.prepare import (
     check_labels,
     normalization_stats,
@@ -274,18 +274,22 @@ class Training(NamedTuple):
     optimizer: object
     stopper: EarlyStopping | None
     augment: Callable[[int, np.ndarray], np.ndarray] | None
+    accumulate: int | None = None  # examples per chunk of an accumulated full-batch step (full_batch_chunk)
 
 
 OPTIMIZER_SLOTS = {"gd": 0, "momentum": 1, "rmsprop": 1, "adam": 2}
 
 
-def training_bytes(cfg: Config, net: Network, data: "Prepared") -> int:
+def training_bytes(cfg: Config, net: Network, data: "Prepared", accumulate: int | None = None) -> int:
     """What training allocates besides the data: weights, gradients, optimizer state and an early-stopping
     copy (per parameter), and activations (Z, A, their gradients, dropout masks: ~4 arrays of n_l values
-    per example) for the larger of a mini-batch and an evaluated split."""
+    per example) for the larger of a mini-batch and an evaluated split (with `accumulate`, the examples
+    of a full-batch step's chunk or of an evaluation chunk, at most MAX_CHUNK)."""
     sizes = [s.units * n_prev + 2 * s.units for s, n_prev in zip(net.layers, [net.n_x] + [s.units for s in net.layers[:-1]])]
     copies = 2 + OPTIMIZER_SLOTS.get(cfg.optimizer.name, 2) + (cfg.regularization.early_stopping is not None)
     examples = max(v.shape[1] for v in data.X.values())
+    if accumulate is not None:
+        examples = min(examples, max(accumulate, MAX_CHUNK))
     batch = min(cfg.training.batch_size or examples, examples)
     return (sum(sizes) * copies + 4 * max(batch, examples) * sum(s.units for s in net.layers)) * np.dtype(cfg.dtype).itemsize
 
@@ -300,14 +304,9 @@ def build_training(cfg: Config, data: Prepared) -> Training:
         check_array_size(f"model.layers: W{l}", (spec.units, n_prev), itemsize)
         check_array_size(f"model.layers: layer {l}'s activations for {m} examples", (spec.units, m), itemsize)
         n_prev = spec.units
-    check_budget("training this model", training_bytes(cfg, net, data),
+    accumulate = full_batch_chunk(cfg, net, data)
+    check_budget("training this model", training_bytes(cfg, net, data, accumulate),
                  "use fewer or smaller layers (model.layers), a smaller training.batch_size, or float32 (dtype)")
-    train_m = data.X["train"].shape[1]
-    if isinstance(data.X["train"], Examples) and (cfg.training.batch_size or train_m) >= train_m:
-        # Full-batch steps take one product over the whole split: its normalized copy is made (data.examples).
-        check_budget(f"full-batch training on {train_m} examples (a normalized float copy of the training split)",
-                     train_m * net.n_x * (1 + 8 + (itemsize if itemsize != 8 else 0)),
-                     "use mini-batches (training.batch_size, e.g. 256; data.stream then reads them from the file)")
     rng = init_rng(cfg)
     params, state = init_params(net, INITIALIZERS[cfg.init.scheme], rng, cfg.init.scale, np.dtype(cfg.dtype))
     es = cfg.regularization.early_stopping
@@ -316,4 +315,45 @@ def build_training(cfg: Config, data: Prepared) -> Training:
             "regularization.early_stopping monitors the dev set, but there is none: set data.dev_fraction (e.g. 0.1) or data.dev_size", 2
         )
     stopper = EarlyStopping(es.patience, es.min_delta, "min" if es.monitor == "dev_cost" else "max", es.restore_best) if es else None
-    return Training(net, rng, params, state, build_optimizer(cfg), stopper, build_augment(cfg, data, rng))
+    return Training(net, rng, params, state, build_optimizer(cfg), stopper, build_augment(cfg, data, rng), accumulate)
+
+
+ACCUMULATE_CHUNK_BYTES = 64 * 2**20  # a chunk's float columns and activations; larger chunks do not speed BLAS up
+
+
+def full_batch_chunk(cfg: Config, net: Network, data: "Prepared", budget: int | None = None) -> int | None:
+    """Examples per chunk when full-batch training (training.batch_size null, or >= the train split) would
+    exceed the memory budget with one product, else None (the single product, the course's bits).
+
+    One product holds the train split's normalized float copy (made from the raw rows through a float64
+    staging copy) and ~4 activation arrays of n_l values per example; when that is more than the budget
+    (DLTRAIN_MEMORY_BUDGET, `budget` in tests), the step is accumulated over chunks of at most
+    ACCUMULATE_CHUNK_BYTES (and an eighth of the budget) of the same. Batch normalization's statistics
+    span the whole batch, so it cannot be accumulated: that combination is refused.
+    """
+    X = data.X["train"]
+    m = X.shape[1]
+    if cfg.training.batch_size is not None and cfg.training.batch_size < m:
+        return None
+    itemsize = np.dtype(cfg.dtype).itemsize
+    store = getattr(X, "store", None)
+    # Examples.columns: the raw rows taken, their float64 staging (unless raw is float64), the run's dtype (unless float64).
+    copy = 0 if store is None else net.n_x * (store.dtype.itemsize + 8 * (store.dtype != np.float64) + itemsize * (itemsize != 8))
+    per_example = copy + 4 * itemsize * sum(spec.units for spec in net.layers)
+    budget = memory_budget() if budget is None else budget
+    if m * per_example <= budget:
+        return None
+    if any(spec.batch_norm for spec in net.layers):
+        raise DltrainError(
+            f"model.batch_norm with training.batch_size null on {m} examples: one full-batch step would need about "
+            f"{m * per_example / 2**30:.3g} GiB, more than the memory budget of {budget / 2**30:.3g} GiB, and batch norm's "
+            f"statistics span the whole batch, so the step cannot be accumulated over chunks; set training.batch_size "
+            f"(e.g. 256), or raise the budget with {BUDGET_VARIABLE}", 2)
+    return max(1, min(m, min(ACCUMULATE_CHUNK_BYTES, budget // 8) // per_example))
+
+
+def accumulation_note(t: Training, m: int) -> dict:
+    """summary.json's record of an accumulated full-batch run ({} for the single product)."""
+    if t.accumulate is None or t.accumulate >= m:
+        return {}
+    return {"gradient_accumulation": {"chunks": -(-m // t.accumulate), "examples_per_chunk": t.accumulate}}

@@ -12,6 +12,8 @@ from dltrain.commands.build import (
 from dltrain.config import Config
 from dltrain.errors import DltrainError
 from dltrain.runs import (
+    CURVE,
+    HISTORY,
     RunWriter,
     read_model,
 )
@@ -46,12 +48,15 @@ def set_rng_state(rng, state: dict) -> None:
 
 def save_checkpoint(run: RunWriter, t: Training, loop: dict) -> None:
     """checkpoint.h5: params, state, optimizer and early-stopping arrays; the loop's position (last
-    epoch, seconds, RNG state, history rows) as JSON in the attribute `loop`."""
+    epoch, seconds, RNG state, the lengths of history.csv and curve.csv) as JSON in the attribute
+    `loop`. The history is on disk, not in the checkpoint: a checkpoint's size does not grow with it."""
     groups = {"params": t.params, "state": t.state, "optimizer": t.optimizer.state_dict()}
     if t.stopper is not None:
         groups["early_stopping"] = t.stopper.state_dict()
-    # curve.csv is on disk up to the checkpoint's epoch before the checkpoint says so.
-    loop = {**loop, "rng": rng_state(t.rng), "history": run.rows, "curve_bytes": run.flush_curve(sync=True)}
+    # history.csv and curve.csv are on disk up to the checkpoint's epoch before the checkpoint says so.
+    history_bytes = run.flush_history(sync=True)
+    loop = {**loop, "rng": rng_state(t.rng), "history_bytes": history_bytes, "curve_bytes": run.flush_curve(),
+            "checksums": {name: run.checksum(name) for name in (HISTORY, CURVE)}}
     run.save_model(CHECKPOINT, **groups, loop=json.dumps(loop))
 
 
@@ -75,10 +80,18 @@ def restore_checkpoint(t: Training, path: Path, cfg: Config) -> dict:
         t.optimizer.load_state_dict(saved["optimizer"])
         if t.stopper is not None:
             t.stopper.load_state_dict(saved["early_stopping"])
-        if not (isinstance(loop["epoch"], int) and isinstance(loop["seconds"], float) and isinstance(loop["baseline"], float)
-                and isinstance(loop["history"], list) and all(isinstance(row, dict) for row in loop["history"])):
-            raise ValueError("its loop position is not epoch, seconds, baseline and history rows")
-        if not isinstance(loop.get("curve_bytes", 0), int):
+        if not (isinstance(loop["epoch"], int) and isinstance(loop["seconds"], float) and isinstance(loop["baseline"], float)):
+            raise ValueError("its loop position is not epoch, seconds and baseline")
+        # history_bytes, or (a checkpoint written before history.csv was appended to) the history rows themselves.
+        if "history_bytes" in loop:
+            if not isinstance(loop["history_bytes"], int) or isinstance(loop["history_bytes"], bool) or loop["history_bytes"] < 0:
+                raise ValueError("its history_bytes is not a byte count")
+        elif not (isinstance(loop["history"], list) and all(isinstance(row, dict) for row in loop["history"])):
+            raise ValueError("its history is not a list of rows")
+        checksums = loop.get("checksums", {})
+        if not (isinstance(checksums, dict) and all(isinstance(v, str) for v in checksums.values())):
+            raise ValueError("its checksums are not a mapping of file names to checksums")
+        if not isinstance(loop.get("curve_bytes", 0), int) or isinstance(loop.get("curve_bytes"), bool) or loop.get("curve_bytes", 0) < 0:
             raise ValueError("its curve_bytes is not a byte count")
         if not 0 <= loop["epoch"] < epochs - 1:
             raise ValueError(f"it ends with epoch {loop['epoch']}, but the run trains epochs 0 to {epochs - 1}")

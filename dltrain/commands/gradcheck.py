@@ -5,7 +5,17 @@ from typing import NamedTuple
 
 import numpy as np
 
-from dltrain.commands.build import build_augment, build_dropout_rng, build_network, build_optimizer, build_permutation, build_schedule, init_rng, prepare_data
+from dltrain.commands.build import (
+    build_augment,
+    build_dropout_rng,
+    build_network,
+    build_optimizer,
+    build_permutation,
+    build_schedule,
+    full_batch_chunk,
+    init_rng,
+    prepare_data,
+)
 from dltrain.config import Config
 from dltrain.engine.gradcheck import GradcheckReport, gradient_check, verdict
 from dltrain.engine.initializers import INITIALIZERS
@@ -105,7 +115,8 @@ def gradcheck(
         # (early stopping aside: K epochs are asked for).
         optimizer, augment = build_optimizer(cfg), build_augment(cfg, data, rng)
         for _ in train_epochs(X, Y, params, state, net, optimizer, build_schedule(cfg), after_epochs, cfg.training.batch_size,
-                              build_permutation(cfg, rng, X.shape[1]), build_dropout_rng(cfg, rng), augment):
+                              build_permutation(cfg, rng, X.shape[1]), build_dropout_rng(cfg, rng), augment,
+                              accumulate=full_batch_chunk(cfg, net, data)):
             pass
     if net.has_dropout:
         notices.append("dropout is off for the check (keep_prob 1 in every layer): with random masks the cost is not a fixed function")

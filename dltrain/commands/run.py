@@ -186,9 +186,10 @@ class Run:
             split = "train" if kind == "decision_boundary" else next(s for s in ("test", "dev", "train") if s in data.X)
         if split not in data.X:
             raise DltrainError(f"{split}: this run's data have no {split} split (they have {', '.join(data.X)})")
-        figures = split_plots(model, split, data.X[split], data.labels[split], (kind,))
+        notes: list[str] = []
+        figures = split_plots(model, split, data.X[split], data.labels[split], (kind,), notes)
         if kind not in figures:
-            why = {"decision_boundary": "its inputs are not 2-D", "misclassified": "it has no image inputs or no mistakes",
+            why = {"decision_boundary": notes[0] if notes else "its inputs are not 2-D", "misclassified": "it has no image inputs or no mistakes",
                    "confusion_matrix": "it has a single sigmoid output"}[kind]
             raise DltrainError(f"no {kind} plot for {self.path}: {why}")
         return figures[kind]

@@ -4,9 +4,10 @@ from pathlib import Path
 
 from dltrain.errors import DltrainError
 from dltrain.runs import (
+    is_run_dir,
     list_run_dirs,
     load_run,
-    run_curve,
+    run_table_columns,
     write_output,
 )
 
@@ -69,7 +70,8 @@ def run_table(runs_dir: Path = Path("runs"), sort: str | None = None, columns: "
     rows = []
     for run_dir in list_run_dirs(runs_dir):
         try:
-            rows.append(run_row(load_run(run_dir)))
+            # The table needs config.yaml, metrics.json and summary.json: never history.csv, which grows with the run.
+            rows.append(run_row(load_run(run_dir, history=False)))
         except DltrainError as e:
             rows.append({**dict.fromkeys(RUN_COLUMNS), "run": run_dir.name, "status": f"unreadable: {e}"})
     if sort is not None:
@@ -116,15 +118,18 @@ def compare_figure(run_dirs: list[Path], metric: str = "cost", log: bool = False
         raise DltrainError(f"--metric {metric!r}: choose one of {', '.join(COMPARE_METRICS)}", 2)
     span = epoch_range(epochs)
     curves = {}
-    for run_dir in run_dirs:
-        record = load_run(run_dir)
-        if not record.history:
+    for run_dir in map(Path, run_dirs):
+        if not is_run_dir(run_dir):
+            raise DltrainError(f"{run_dir} is not a dltrain run folder (it has no summary.json)")
+        # Every epoch's costs (curve.csv), or the logged ones (history.csv) for older runs: streamed,
+        # only the columns drawn and the epochs asked for, thinned for a very long run.
+        table = run_table_columns(run_dir, ["cost", "dev_cost"] if metric == "cost" else [metric], *span)
+        if not table.rows:
             raise DltrainError(f"{run_dir} has no history.csv rows to plot")
-        if metric != "cost" and all(r.get(metric) is None for r in record.history):
+        if metric not in table.header:
             raise DltrainError(f"{run_dir} has no {metric} in history.csv: it was trained without a dev set (data.dev_fraction)")
         # Runs of the same name in different folders stay apart under their full path.
-        # Every epoch's costs (curve.csv), not only the logged ones; history rows for older runs.
-        curves[str(record.dir) if record.dir.name in curves else record.dir.name] = run_curve(record.dir, record.history)
+        curves[str(run_dir) if run_dir.name in curves else run_dir.name] = table.columns
     return plots.compare_costs(curves, f"{metric.replace('_', ' ')} of {len(curves)} runs", metric, log, span)
 
 

@@ -1,8 +1,10 @@
 """`dltrain search`: random search trials, coarse to fine; sampling and executors are in dltrain.tuning."""
 
+import contextlib
 import copy
 import json
 import os
+import signal
 import threading
 import time
 import warnings
@@ -12,13 +14,16 @@ from typing import NamedTuple
 import yaml
 
 from dltrain import plots, tuning
-from dltrain.commands.train import train
+from dltrain.commands.checkpoint import CHECKPOINT
+from dltrain.commands.train import resume, train
 from dltrain.config import Config, apply_overrides, get_path, load_space, load_tree, set_path, validate_config
 from dltrain.errors import DltrainError, Interrupted
 from dltrain.runs import (
     atomic_write,
+    claim,
     completed_metrics,
     discard_unfinished,
+    folder_locked,
     read_json_file,
 )
 from dltrain.tracking import track_run
@@ -29,24 +34,97 @@ def trial_metrics(metrics: dict) -> dict:
     return {f"{split}_{name}": metrics[split][name] for split in ("dev", "train") for name in ("accuracy", "cost")}
 
 
+TRIAL_POLL_SECONDS = 0.5
+
+
+def wait_for_other_worker() -> None:
+    """Between attempts to claim a trial another worker holds (see run_trial)."""
+    time.sleep(TRIAL_POLL_SECONDS)
+
+
+def stored_result(run_dir: Path) -> dict | None:
+    """The result a trial's run folder already holds: completed (with dev metrics) or diverged (it would
+    diverge again); None for a missing, unfinished or failed folder."""
+    summary = read_json_file(run_dir / "summary.json")
+    if not isinstance(summary, dict):
+        return None
+    epochs = summary.get("epochs_run", 0)
+    if summary.get("status") == "diverged":
+        return {"status": "diverged", "error": str(summary.get("stop_reason")), "epochs_run": epochs, "seconds": summary.get("duration_seconds")}
+    metrics = completed_metrics(run_dir)
+    if metrics is None or not isinstance(metrics.get("dev"), dict):
+        return None
+    try:
+        return {"status": "completed", "metrics": trial_metrics(metrics), "epochs_run": epochs, "seconds": summary.get("duration_seconds")}
+    except (KeyError, TypeError):
+        return None
+
+
+def resumable(run_dir: Path) -> bool:
+    """A trial cut off by an interrupt or a killed worker that left a checkpoint: resuming it ends where
+    an uninterrupted run would have (bit for bit), sooner than training it again."""
+    summary = read_json_file(run_dir / "summary.json")
+    return (isinstance(summary, dict) and summary.get("status") in ("running", "interrupted", "failed")
+            and (run_dir / CHECKPOINT).is_file())
+
+
+@contextlib.contextmanager
+def sigterm_interrupts(event: threading.Event):
+    """In a local worker process (tasks run in its main thread), SIGTERM, which the search's abort
+    sends, sets the trial's interrupt: the trial ends its epoch, checkpoints and is marked
+    'interrupted' instead of dying 'running', and the rerun resumes it. Dask runs tasks in threads,
+    which cannot handle signals: nothing changes there."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda *_: event.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_trial(tree: dict, run_dir: str) -> dict:
     """One search trial, in a worker: train silently into run_dir; returns status, metrics or error.
 
-    A DltrainError (divergence, a data problem) becomes a failed result, so one bad trial never stops
-    the search. A folder an interrupted earlier attempt left unfinished is started afresh.
+    The worker first claims the trial (an flock on trials/trial-NNN.lock, waiting while another
+    worker holds it: an interrupted search's trial still running on a Dask worker), then reuses
+    what the folder holds: a completed or diverged run is returned as it is, a run cut off with a
+    checkpoint is resumed from it, anything else is started afresh. A DltrainError (divergence, a data
+    problem) becomes a failed result, so one bad trial never stops the search.
     """
     run_dir = Path(run_dir)
-    discard_unfinished(run_dir)
     started = time.perf_counter()
-    with warnings.catch_warnings():
-        # A diverging trial's overflow warnings would print over the parent's progress display.
-        warnings.simplefilter("ignore")
-        try:
-            outcome = train(validate_config(tree), run_dir=run_dir, progress=False, interrupt=threading.Event())
-        except DltrainError as e:
-            summary = read_json_file(run_dir / "summary.json") or {}
-            return {"status": "diverged" if summary.get("status") == "diverged" else "failed", "error": str(e),
-                    "epochs_run": summary.get("epochs_run", 0), "seconds": round(time.perf_counter() - started, 3)}
+    event = threading.Event()
+    with claim(run_dir.with_suffix(".lock"), wait_for_other_worker), sigterm_interrupts(event):
+        stored = stored_result(run_dir)
+        if stored is not None:
+            return stored
+        while folder_locked(run_dir):  # trained by a process outside the search (dltrain train --resume)
+            wait_for_other_worker()
+        with warnings.catch_warnings():
+            # A diverging trial's overflow warnings would print over the parent's progress display.
+            warnings.simplefilter("ignore")
+            try:
+                outcome = None
+                if resumable(run_dir):
+                    try:
+                        outcome = resume(run_dir, progress=False, interrupt=event)
+                    except Interrupted:
+                        raise
+                    except DltrainError:  # a checkpoint it cannot continue: train afresh
+                        pass
+                if outcome is None and (stored := stored_result(run_dir)) is not None:
+                    return stored  # the resumed run diverged
+                if outcome is None:
+                    discard_unfinished(run_dir)
+                    outcome = train(validate_config(tree), run_dir=run_dir, progress=False, interrupt=event)
+            except Interrupted:
+                raise  # the search is being stopped: no result, the rerun resumes the trial
+            except DltrainError as e:
+                summary = read_json_file(run_dir / "summary.json") or {}
+                return {"status": "diverged" if summary.get("status") == "diverged" else "failed", "error": str(e),
+                        "epochs_run": summary.get("epochs_run", 0), "seconds": round(time.perf_counter() - started, 3)}
     return {"status": "completed", "metrics": trial_metrics(outcome.metrics),
             "epochs_run": outcome.summary["epochs_run"], "seconds": outcome.summary["duration_seconds"]}
 
@@ -127,16 +205,18 @@ def plan_round(tree: dict, space: dict, out: Path, first_trial: int, round_numbe
 
 
 def finished_record(trial: Trial) -> dict | None:
-    """The stored outcome of a trial an earlier (interrupted) search finished, from its record or its run folder."""
+    """The stored outcome of a trial an earlier (interrupted) search finished, from its record or its
+    run folder. A complete run folder wins over a record saying `failed`: searches before trial
+    claims recorded a trial that another worker finished as failed ("run folder ... already exists")."""
     record = read_json_file(trial.run_dir.with_suffix(".json"))
-    if isinstance(record, dict) and record.get("status") in ("completed", "diverged", "failed"):
+    if isinstance(record, dict) and record.get("status") in ("completed", "diverged"):
         return trial_record(trial, record)
-    metrics = completed_metrics(trial.run_dir)
-    if metrics is None or "dev" not in metrics:
-        return None
-    summary = read_json_file(trial.run_dir / "summary.json")
-    return trial_record(trial, {"status": "completed", "metrics": trial_metrics(metrics),
-                                "epochs_run": summary.get("epochs_run"), "seconds": summary.get("duration_seconds")})
+    stored = stored_result(trial.run_dir)
+    if stored is not None and stored["status"] == "completed":
+        return trial_record(trial, stored)
+    if isinstance(record, dict) and record.get("status") == "failed":
+        return trial_record(trial, record)
+    return None
 
 
 def trial_record(trial: Trial, result: dict) -> dict:

@@ -18,6 +18,7 @@ from dltrain import __version__, plots
 from dltrain.commands.build import (
     Prepared,
     Training,
+    accumulation_note,
     build_dropout_rng,
     build_permutation,
     build_schedule,
@@ -45,6 +46,8 @@ from dltrain.runs import (
     RunWriter,
     load_run,
     new_run_dir,
+    present,
+    read_columns,
     run_curve,
     training_lock,
 )
@@ -164,6 +167,7 @@ def train(
             "versions": {"dltrain": __version__, "python": platform.python_version(), "numpy": np.__version__, "blas": blas_name()},
             "host": platform.node(),
             "pid": os.getpid(),
+            **accumulation_note(t, data.X["train"].shape[1]),
         }
         run.write_json("summary.json", summary)
         with watching(cfg.training.epochs, progress, interrupt) as (display, event):
@@ -213,7 +217,8 @@ def resume(
     # The status is read under the lock and rewritten before it is released: two resumes of one
     # folder cannot both find it interrupted.
     with training_lock(run_dir) as locked:
-        summary = load_run(run_dir).summary
+        # Not history.csv: it grows with the run; the checkpoint's checksum vouches for it when it is cut back.
+        summary = load_run(run_dir, history=False).summary
         status = summary.get("status")
         if status == "completed":
             raise DltrainError(f"{run_dir} is completed: there is nothing to resume (dltrain reproduce {run_dir} re-runs it)")
@@ -224,7 +229,7 @@ def resume(
             raise DltrainError(f"{run_dir} is still being trained by process {summary['pid']}: stop it first (Ctrl-C)")
         if status not in ("running", "interrupted", "failed"):
             raise DltrainError(f"{run_dir}/summary.json has no run status; is {run_dir} a dltrain run folder?")
-        if not (run_dir / CHECKPOINT).is_file():
+        if not present(run_dir / CHECKPOINT):  # a checkpoint that is a device or a FIFO is reported when read, not taken for none
             raise DltrainError(
                 f"{run_dir} stopped before its first checkpoint, so there is nothing to resume from; "
                 f"train it again: dltrain train {run_dir / 'config.yaml'} (set training.checkpoint_every to checkpoint periodically)"
@@ -234,12 +239,14 @@ def resume(
             raise DltrainError(f"the data are not those {run_dir} was trained on (their fingerprint differs); resuming would mix two datasets")
         t = build_training(cfg, data)
         loop = restore_checkpoint(t, run_dir / CHECKPOINT, cfg)
-        run = RunWriter(run_dir, history_columns("dev" in data.X, t.net.L if cfg.training.log_norms else 0), rows=loop["history"],
-                        curve_columns=curve_columns("dev" in data.X), curve_bytes=loop.get("curve_bytes"))
-        run.flush_history()
+        run = RunWriter(run_dir, history_columns("dev" in data.X, t.net.L if cfg.training.log_norms else 0), rows=loop.get("history"),
+                        curve_columns=curve_columns("dev" in data.X), curve_bytes=loop.get("curve_bytes"),
+                        history_bytes=loop.get("history_bytes"), checksums=loop.get("checksums"))
         summary.update(status="running", host=platform.node(), pid=os.getpid(),
                        resumed=[*summary.get("resumed", []), {"epoch": loop["epoch"] + 1,
                                                              "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}])
+        summary.pop("gradient_accumulation", None)  # the budget may differ from the first session's
+        summary.update(accumulation_note(t, data.X["train"].shape[1]))
         run.write_json("summary.json", summary)
         with watching(cfg.training.epochs, progress, interrupt) as (display, event):
             return tracked(cfg, run.dir, lambda: fit(cfg, data, t, run, summary, display, event, loop))
@@ -293,6 +300,7 @@ def fit(cfg: Config, data: Prepared, t: Training, run: RunWriter, summary: dict,
                 augment=t.augment,
                 start_epoch=epochs_run,
                 grad_norms=cfg.training.log_norms,
+                accumulate=t.accumulate,
             ):
                 epochs_run = r.epoch + 1
                 row = None
@@ -402,12 +410,18 @@ def finish(cfg: Config, data: Prepared, t: Training, run: RunWriter, summary: di
         classes=json.dumps(data.classes),
         image_shape=json.dumps(data.image_shape),
     )
-    run.write_bytes("cost.png", plots.png(plots.cost_curve(run_curve(run.dir, run.rows), f"{cfg.name}: cost", marks)))
+    run.write_bytes("cost.png", plots.png(plots.cost_curve(run_curve(run.dir), f"{cfg.name}: cost", marks)))
     if cfg.training.log_norms:
-        run.write_bytes("norms.png", plots.png(plots.norm_curves(run.rows, t.net.L, f"{cfg.name}: weight and gradient norms")))
+        # Streamed, only the norm columns: the history may be far larger than what the figure needs.
+        norms = [f"norm_{w}{l}" for w in ("W", "dW") for l in range(1, t.net.L + 1)]
+        columns = read_columns(run.path("history.csv"), norms, thin=True).columns
+        run.write_bytes("norms.png", plots.png(plots.norm_curves(columns, t.net.L, f"{cfg.name}: weight and gradient norms")))
     model = Trained(run.dir, cfg, t.net, t.params, t.state, data.normalization, data.classes, data.image_shape)
-    for kind, figure in split_plots(model, "train", data.X["train"], data.labels["train"], ("decision_boundary",)).items():
+    notes: list[str] = []  # figures bounded or left out (summary.json "notes")
+    for kind, figure in split_plots(model, "train", data.X["train"], data.labels["train"], ("decision_boundary",), notes).items():
         run.write_bytes(f"{kind}.png", plots.png(figure))
+    if notes:
+        summary["notes"] = notes
     # Error analysis looks at examples the model did not train on: test, else dev, else train.
     held_out = next(s for s in ("test", "dev", "train") if s in data.X)
     for kind, figure in split_plots(model, held_out, data.X[held_out], data.labels[held_out], ("misclassified", "confusion_matrix")).items():

@@ -170,21 +170,56 @@ def dead_units(cfg: Config, X_train: np.ndarray, params: dict, net: Network, sta
 
 MAX_GRID_IMAGES = 24
 MAX_PLOT_CLASSES = 100  # a confusion matrix of more classes is unreadable and costly to draw; confusion.csv has them all
+# The decision boundary evaluates the model on a grid of GRID_SIDE^2 points. Its work is bounded: the
+# grid shrinks (to MIN_GRID_SIDE^2 at the least) until multiply-adds plus per-layer call overhead fit
+# MAX_PLOT_WORK, and it is evaluated in chunks whose activations fit MAX_PLOT_BYTES; a network for
+# which even the smallest grid is too costly gets no decision boundary (a 50,000-layer net of 2 units
+# took 3.6 GB and crashed).
+GRID_SIDE, MIN_GRID_SIDE = 300, 50
+MAX_PLOT_WORK = 2 * 10**9
+MAX_PLOT_BYTES = 256 * 2**20
+LAYER_CALL_WORK = 10_000  # a layer's Python and NumPy call overhead, in multiply-adds
 
 
-def split_plots(model: Trained, split: str, X: np.ndarray, y: np.ndarray, kinds: tuple[str, ...]) -> dict[str, "plots.Figure"]:
-    """The figures among `kinds` that apply to this model: decision_boundary (2-D inputs),
-    misclassified (image inputs, most confident mistakes first), confusion_matrix (softmax output)."""
+def plot_chunk(net: Network) -> int:
+    """Examples evaluated at once for a figure: their activations (about four arrays of n_l values per
+    example and layer) fit MAX_PLOT_BYTES."""
+    units = sum(spec.units for spec in net.layers)
+    return max(1, min(4096, MAX_PLOT_BYTES // (4 * 8 * units)))
+
+
+def boundary_grid(net: Network) -> int | str:
+    """The decision-boundary grid's side for this network, or why it gets no decision boundary."""
+    sizes = [net.n_x, *(spec.units for spec in net.layers)]
+    macs = sum(a * b for a, b in zip(sizes, sizes[1:]))
+    chunk = plot_chunk(net)
+    for side in range(GRID_SIDE, MIN_GRID_SIDE - 1, -10):
+        points = side * side
+        if points * macs + -(-points // chunk) * net.L * LAYER_CALL_WORK <= MAX_PLOT_WORK:
+            return side
+    return (f"decision_boundary.png not drawn: evaluating this {net.L}-layer model on even a {MIN_GRID_SIDE}x{MIN_GRID_SIDE} "
+            f"grid would take more than {MAX_PLOT_WORK:.0e} multiply-adds")
+
+
+def split_plots(model: Trained, split: str, X: np.ndarray, y: np.ndarray, kinds: tuple[str, ...],
+                notes: list[str] | None = None) -> dict[str, "plots.Figure"]:
+    """The figures among `kinds` that apply to this model: decision_boundary (2-D inputs, unless the model
+    is too costly to evaluate on a grid: why is appended to `notes`), misclassified (image inputs, most
+    confident mistakes first), confusion_matrix (softmax output)."""
     name, net, params, state = model.cfg.name, model.net, model.params, model.state
     out = {}
-    if "decision_boundary" in kinds and net.n_x == 2:
+    chunk = plot_chunk(net)
+    side = boundary_grid(net)
+    if "decision_boundary" in kinds and net.n_x == 2 and isinstance(side, str) and notes is not None:
+        notes.append(side)
+    if "decision_boundary" in kinds and net.n_x == 2 and isinstance(side, int):
         out["decision_boundary"] = plots.decision_boundary(
-            lambda G: labels_from_output(evaluation_forward(G.astype(X.dtype), params, net, state)[0]),
-            X, y, f"{name}: decision boundary ({split})", model.classes,
+            lambda G: labels_from_output(evaluation_forward(G.astype(X.dtype), params, net, state, chunk)[0]),
+            X, y, f"{name}: decision boundary ({split})", model.classes, side,
         )
     if not {"misclassified", "confusion_matrix"} & set(kinds):
         return out
-    pred, prob = predictions(evaluation_forward(X, params, net, state)[0])
+    pred, prob = predictions(evaluation_forward(X, params, net, state, chunk)[0])
     if "confusion_matrix" in kinds and 1 < net.layers[-1].units <= MAX_PLOT_CLASSES:
         counts = confusion_matrix(y, pred, len(model.classes))
         out["confusion_matrix"] = plots.confusion_heatmap(counts, model.classes, f"{name}: confusion matrix ({split})")

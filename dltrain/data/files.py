@@ -11,9 +11,8 @@ from typing import NamedTuple
 
 import h5py
 import numpy as np
-import scipy.io
 
-from dltrain.data.limits import MAX_ARRAY_BYTES, check_array_size, check_budget, survives
+from dltrain.data.limits import MAX_ARRAY_BYTES, check_array_size, check_float64_size, survives
 from dltrain.errors import DltrainError, one_line  # noqa: F401 (one_line: data.images)
 
 MAX_CLASSES = 100_000  # a larger label is a damaged file, not a class
@@ -48,7 +47,7 @@ def _npz(path: Path, names: list[str]):
                     if version not in NPY_HEADERS:
                         raise ValueError(f"{k} has .npy format version {version}")
                     shape, _, dtype = NPY_HEADERS[version](member)
-                check_array_size(f"data file {path}: {k}", shape, dtype.itemsize)
+                check_array_size(f"data file {path}: {k}", shape, dtype.itemsize, raw=dtype == np.uint8)
         return list(f.files), {k: f[k] for k in names if k in f.files}
 
 
@@ -78,8 +77,7 @@ def _read_h5(path: Path, names: list[str]):
         for k in names:
             if k in f:
                 ds = plain_dataset(f"data file {path}: {k}", f, k)
-                # uint8 images are held raw (data.examples); features() checks any float64 conversion.
-                check_array_size(f"data file {path}: {k}", ds.shape, ds.dtype.itemsize, held_raw=ds.dtype == np.uint8 and ds.ndim >= 2)
+                check_array_size(f"data file {path}: {k}", ds.shape, ds.dtype.itemsize, raw=ds.dtype == np.uint8)
                 out[k] = ds[()]
         return list(f.keys()), out
 
@@ -90,10 +88,12 @@ def _mat(path: Path, names: list[str]):
 
 
 def _read_mat(path: Path, names: list[str]):
+    import scipy.io  # only for .mat files: 0.05-0.1 s of every `dltrain train` otherwise (issue 21)
+
     listing = {name: (shape, kind) for name, shape, kind in scipy.io.whosmat(path)}
     wanted = [k for k in names if k in listing]
     for k in wanted:
-        check_array_size(f"data file {path}: {k}", listing[k][0], MAT_ITEMSIZE.get(listing[k][1], 8))
+        check_array_size(f"data file {path}: {k}", listing[k][0], MAT_ITEMSIZE.get(listing[k][1], 8), raw=listing[k][1] == "uint8")
     content = scipy.io.loadmat(path, variable_names=wanted) if wanted else {}
     return list(listing), {k: content[k] for k in wanted if k in content}
 
@@ -134,7 +134,9 @@ def read_single_array(path: Path, key: str | None) -> np.ndarray:
         if len(available) != 1:
             raise DltrainError(f"{path} has {len(available)} arrays ({', '.join(sorted(available))}); choose one with --key")
         key = available[0]
-    return read_arrays(path, [key], hint="check the path")[key]
+    x = read_arrays(path, [key], hint="check the path")[key]
+    check_float64_size(f"data file {path}: {key}", x.shape)  # read as stored, used as floats
+    return x
 
 
 class CsvTable(NamedTuple):
@@ -246,7 +248,8 @@ def features(x: np.ndarray, layout: str, where: str) -> tuple[np.ndarray, tuple[
         X, image_shape = x.reshape(-1, x.shape[-1]), None
     if x.dtype == np.uint8 and layout == "rows":
         return X, image_shape  # raw pixels stay uint8 (finite by type), each example contiguous; see data.examples
-    check_budget(f"{where} (shape {x.shape}) as float64", X.size * 8, "use a smaller array")
+    if x.dtype == np.uint8:  # read at its stored size (data.limits), converted here
+        check_float64_size(where, x.shape)
     X = X.astype(np.float64)
     bad = ~np.isfinite(X)
     if bad.any():

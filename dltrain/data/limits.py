@@ -58,20 +58,25 @@ def check_budget(what: str, nbytes: int, fix: str) -> None:
                            f"{budget / 2**30:.3g} GiB: {fix}, or raise the budget with {BUDGET_VARIABLE} (e.g. {BUDGET_VARIABLE}=16G)")
 
 
-def check_array_size(where: str, shape: tuple[int, ...], itemsize: int, held_raw: bool = False) -> None:
+def check_array_size(where: str, shape: tuple[int, ...], itemsize: int, raw: bool = False) -> None:
     """Raise DltrainError when an array of this shape would take more than a quarter of the memory,
-    or more than the memory budget once converted to float64 (as data and weights are), or as it is
-    stored when it is held raw (uint8 pixels, data.examples)."""
+    or more than the memory budget once converted to float64 (as data and weights are), or as
+    stored when it is held `raw` (uint8 pixels stay uint8, see data.examples)."""
     size = math.prod(shape) * itemsize
     if size > MAX_ARRAY_BYTES:
         raise DltrainError(
             f"{where} has shape {tuple(shape)} ({size / 2**30:.3g} GiB): more than the {MAX_ARRAY_BYTES / 2**30:.3g} GiB "
             "(a quarter of this machine's memory) dltrain allows one array"
         )
-    if held_raw:
+    if raw:
         check_budget(f"{where} (shape {tuple(shape)})", size, "stream it from the file (data.stream: true)")
     else:
-        check_budget(f"{where} (shape {tuple(shape)}) as float64", math.prod(shape) * 8, "use a smaller array")
+        check_float64_size(where, shape)
+
+
+def check_float64_size(where: str, shape: tuple[int, ...]) -> None:
+    """DltrainError when an array of this shape would be more than the memory budget as float64."""
+    check_budget(f"{where} (shape {tuple(shape)}) as float64", math.prod(shape) * 8, "use a smaller array")
 
 
 def survives(parse: Callable[[], object], path: Path, seconds: int | None = None) -> None:

@@ -20,13 +20,14 @@ in memory on first use, about 1.5 s once per process. Not cached on disk on purp
 index is written without a lock, and two processes compiling the same loop for different dtypes at
 once can leave a cache that fails every later run.
 
-The loops run on the calling thread. Splitting Adam over a second thread gained nothing in the
-training loop: right after the backward pass's products OpenBLAS's worker thread still busy-waits
-on the other core.
+The ReLU loops run on the calling thread. Adam's update on large arrays may run on two threads, if
+that is measured faster where it runs (see SPLIT_MIN below).
 """
 
 import functools
 import math
+import os
+import time
 
 import numpy as np
 
@@ -114,5 +115,64 @@ def adam_update(theta, g, v, s, beta1, beta2, c1, c2, lr, epsilon) -> None:
     """
     f = theta.dtype.type
     root_c2 = math.sqrt(c2)
-    compiled(_adam)(theta, g, v, s, f(beta1), f(1.0 - beta1), f(beta2), f(1.0 - beta2), f(lr * root_c2 / c1),
-                    f(epsilon * root_c2))
+    scalars = (f(beta1), f(1.0 - beta1), f(beta2), f(1.0 - beta2), f(lr * root_c2 / c1), f(epsilon * root_c2))
+    loop = compiled(_adam)
+    key = (theta.shape, theta.dtype)
+    split = _split_choice.get(key)
+    if split is None and (theta.size < SPLIT_MIN or theta.shape[0] < 2 or _cores() < 2):
+        split = _split_choice[key] = False
+    timing = split is None  # still measuring: the two ways alternate, each timed where the loop runs
+    if timing:
+        split = len(_split_times.setdefault(key, {False: [], True: []})[True]) < len(_split_times[key][False])
+    started = time.perf_counter()
+    if split:
+        # Rows split in two, one half on a helper thread (the loop releases the GIL): every weight gets
+        # the same operations either way, so the bits do not depend on the split.
+        h = theta.shape[0] // 2
+        other = _helper().submit(loop, theta[h:], g[h:], v[h:], s[h:], *scalars)
+        loop(theta[:h], g[:h], v[:h], s[:h], *scalars)
+        other.result()
+    else:
+        loop(theta, g, v, s, *scalars)
+    if timing:
+        _record(key, split, time.perf_counter() - started)
+
+
+# Adam on both cores (issue 21). Whether a second thread pays depends on the machine and on what else
+# runs: right after the backward pass's products OpenBLAS's worker thread may still spin on the other
+# core (on the AVX2 EPYC a split gained nothing), and other processes may hold it. So it is measured
+# where it runs: the first SPLIT_CALLS updates of each array shape alternate one thread and two, and
+# the two-thread way is kept only if its median is SPLIT_MARGIN faster. Below SPLIT_MIN weights the
+# thread hand-off (tens of microseconds) costs more than half the loop; such arrays are never split.
+SPLIT_MIN = 1 << 17
+SPLIT_CALLS = 6  # timed updates of each way per shape
+SPLIT_MARGIN = 0.1
+_split_choice: dict[tuple, bool] = {}  # (shape, dtype) -> two threads?
+_split_times: dict[tuple, dict[bool, list[float]]] = {}
+
+
+def _record(key, split: bool, seconds: float) -> None:
+    times = _split_times[key]
+    times[split].append(seconds)
+    if len(times[False]) >= SPLIT_CALLS and len(times[True]) >= SPLIT_CALLS:
+        median = {way: sorted(t)[len(t) // 2] for way, t in times.items()}
+        _split_choice[key] = median[True] < (1 - SPLIT_MARGIN) * median[False]
+
+
+@functools.cache
+def _helper():
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="dltrain-adam")
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def split_choices() -> dict[tuple, bool]:
+    """Per (shape, dtype): whether Adam's update was measured faster on two threads (profile, tests)."""
+    return dict(_split_choice)

@@ -4,6 +4,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from dltrain.engine import products
+
 
 class DenseCache(NamedTuple):
     A_prev: np.ndarray  # (n_prev, m)
@@ -23,12 +25,10 @@ class DropoutCache(NamedTuple):
 
 def dense_forward(A_prev, W, b):
     """Z = W @ A_prev + b. A_prev (n_prev, m), W (n, n_prev), b (n, 1) or None -> Z (n, m)."""
-    # On a wide input (thousands of features) OpenBLAS blocks the GEMM far better with the m
-    # examples as its rows than with the few units: Z^T = A_prev^T W^T (cat-deep's 20x12288 layer
-    # 1: 1.5x faster in float32 and 1.3x in float64 with 2 idle threads, 2-7x under load). Z is then
-    # a column-major view.
-    # Narrow layers keep W @ A_prev, whose rounding the course-reproduction runs depend on.
-    Z = (A_prev.T @ W.T).T if W.shape[1] >= 1024 else W @ A_prev
+    # On a wide input (thousands of features) the BLAS may run the GEMM faster as Z^T = A_prev^T W^T
+    # (Z is then a column-major view); which way is measured once per shape (engine/products.py).
+    # Narrow layers keep W @ A_prev.
+    Z = products.forward(W, A_prev)
     if b is not None:
         Z += b
     return Z, DenseCache(A_prev, W)
@@ -45,8 +45,18 @@ def dense_backward(dZ, cache, need_dA_prev=True, dW_out=None):
     # the transposed GEMM plus the copy back to W's C layout took 1.35x as long on cat-deep's layer 1.
     dW = np.matmul(dZ, cache.A_prev.T, out=dW_out)
     db = dZ.sum(axis=1, keepdims=True)
-    dA_prev = cache.W.T @ dZ if need_dA_prev else None
+    dA_prev = input_gradient(cache.W, dZ) if need_dA_prev else None
     return dA_prev, dW, db
+
+
+def input_gradient(W, dZ):
+    """dA_prev = W^T dZ. W (n, n_prev), dZ (n, m) -> (n_prev, m).
+
+    A one-unit layer (a binary classifier's output) makes it an outer product, each entry a single
+    multiplication: NumPy's broadcast multiply gives the same bits as the GEMM, without the GEMM's
+    call overhead (3 us -> 1 us on planar's 4x400, a twentieth of its step).
+    """
+    return W.T * dZ if W.shape[0] == 1 else W.T @ dZ
 
 
 def batchnorm_forward(Z, gamma, beta, eps):

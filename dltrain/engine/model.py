@@ -93,12 +93,13 @@ def init_params(net: Network, init: Callable, rng, scale: float, dtype=np.float6
     return params, state
 
 
-def forward(X, params, net: Network, state=None, training=True, dropout_rng=None):
+def forward(X, params, net: Network, state=None, training=True, dropout_rng=None, masks=None):
     """X (n_x, m) -> AL (n_L, m), ForwardCache.
 
     training=True: batch norm uses the batch's statistics and dropout draws masks from
-    `dropout_rng` (`rng.random((n_l, m)) < keep_prob`, layer by layer). training=False: batch
-    norm uses `state`'s running statistics and dropout is off.
+    `dropout_rng` (`rng.random((n_l, m)) < keep_prob`, layer by layer), or takes layer l's
+    (n_l, m) bool mask from `masks[l]` when given (drawn beforehand, see engine.accumulate).
+    training=False: batch norm uses `state`'s running statistics and dropout is off.
     """
     A = X
     caches = []
@@ -116,7 +117,7 @@ def forward(X, params, net: Network, state=None, training=True, dropout_rng=None
         A = spec.activation.forward(Z)
         dropout = None
         if training and l < L and spec.keep_prob < 1.0:
-            mask = dropout_rng.random(A.shape) < spec.keep_prob
+            mask = masks[l] if masks is not None else dropout_rng.random(A.shape) < spec.keep_prob
             A_out, dropout = dropout_forward(A, mask, spec.keep_prob)
             caches.append(LayerCache(dense, bn_cache, bn_stats, A, dropout))
             A = A_out
@@ -140,7 +141,7 @@ def compute_cost(AL, cache: ForwardCache, Y, params, net: Network, m_reg: int):
     return net.loss(cache.ZL, AL, Y) / Y.shape[1], penalty(params, net, m_reg)
 
 
-def backward(AL, Y, cache: ForwardCache, params, net: Network, m_reg: int, out=None):
+def backward(AL, Y, cache: ForwardCache, params, net: Network, m_reg: int, out=None, m_cost: int | None = None):
     """Gradients of compute_cost's total with respect to every key of `params`.
 
     The output delta is fused: dZL = (AL - Y) / m for sigmoid + binary and softmax + categorical
@@ -151,8 +152,11 @@ def backward(AL, Y, cache: ForwardCache, params, net: Network, m_reg: int, out=N
     and returned again. The training loop passes its previous step's, because a new multi-megabyte
     dW every step is memory glibc hands back to the OS and faults in again: 1,200 page faults,
     about 1.3 ms of a 33 ms float64 step on a 784-512-512-10 net.
+
+    m_cost: the number of examples the cost averages over, when Y (n_L, k) is one chunk of them
+    (default k): the chunk's share of the whole set's gradient (engine.accumulate).
     """
-    m = Y.shape[1]
+    m = Y.shape[1] if m_cost is None else m_cost
     grads = {}
     dZ = AL - Y
     dZ /= m
@@ -167,15 +171,19 @@ def backward(AL, Y, cache: ForwardCache, params, net: Network, m_reg: int, out=N
         if c.bn is not None:
             dZ, grads[f"gamma{l}"], grads[f"beta{l}"] = batchnorm_backward(dZ, c.bn)
         dA, dW, db = dense_backward(dZ, c.dense, need_dA_prev=l > 1, dW_out=None if out is None else out[f"W{l}"])
-        W = params[f"W{l}"]
-        if net.l2:
-            dW += (net.l2 / m_reg) * W
-        if net.l1:
-            dW += (net.l1 / m_reg) * np.sign(W)
+        add_penalty_gradient(dW, params[f"W{l}"], net, m_reg)
         grads[f"W{l}"] = dW
         if c.bn is None:
             grads[f"b{l}"] = db
     return grads
+
+
+def add_penalty_gradient(dW, W, net: Network, m_reg: int) -> None:
+    """dW += the L2 and L1 penalties' gradient with respect to W (n_l, n_prev), in place."""
+    if net.l2:
+        dW += (net.l2 / m_reg) * W
+    if net.l1:
+        dW += (net.l1 / m_reg) * np.sign(W)
 
 
 def update_running_stats(state, cache: ForwardCache, momentum: float):

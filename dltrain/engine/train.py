@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dltrain.engine.accumulate import accumulated_step
 from dltrain.engine.model import Network, backward, compute_cost, forward, update_running_stats
 from dltrain.errors import Diverged
 
@@ -69,6 +70,7 @@ def train_epochs(
     augment: Callable[[int, np.ndarray], np.ndarray] | None = None,
     start_epoch: int = 0,
     grad_norms: bool = False,
+    accumulate: int | None = None,
 ):
     """Train in place, yielding one EpochResult per epoch; raise Diverged on divergence.
 
@@ -79,9 +81,13 @@ def train_epochs(
     turning a feature off never shifts another feature's random stream.
     `grad_norms`: also report each weight gradient's Frobenius norm (for vanishing/exploding
     gradients); off by default so the hot path does no extra work.
+    `accumulate`: examples per chunk of a full-batch step whose one product would not fit in memory:
+    the step's cost and gradients are summed chunk by chunk (engine.accumulate), no float copy of the
+    whole split is made. None: one product, as the course computes it.
     """
     m = X.shape[1]
     full_batch = batch_size is None or batch_size >= m
+    accumulate = accumulate if full_batch and accumulate is not None and accumulate < m else None
     # X is an array, or examples held raw that serve normalized columns (dltrain.data.examples): then
     # each mini-batch is normalized into a reused buffer, and only full-batch training holds the
     # whole normalized split (the single product the course computes), made once per epoch's inputs.
@@ -92,7 +98,7 @@ def train_epochs(
     # nothing is copied here; a row-major X is copied once.
     rows_X = np.ascontiguousarray(X.T) if not full_batch and not served else None
     rows_Y = np.ascontiguousarray(Y.T) if not full_batch else None
-    X_full = np.asarray(X) if full_batch and served and augment is None else None
+    X_full = np.asarray(X) if full_batch and served and augment is None and accumulate is None else None
     use_dropout = net.has_dropout
     use_bn = any(s.batch_norm for s in net.layers)
     grads = None  # each step's weight gradients are written into the previous step's arrays
@@ -100,7 +106,7 @@ def train_epochs(
         started = time.perf_counter()
         if augment is not None:
             X_epoch = augment(epoch, X)
-            if served and full_batch:
+            if served and full_batch and accumulate is None:
                 X_full = np.asarray(X_epoch)
             elif rows_X is not None:
                 rows_X = np.ascontiguousarray(X_epoch.T)
@@ -113,6 +119,14 @@ def train_epochs(
         data_total = penalty_total = 0.0
         norms = None
         for cols in minibatches(m, batch_size, perm):
+            if accumulate is not None:
+                rng = dropout_rng() if use_dropout else None
+                data_cost, pen, grads = accumulated_step(X_epoch, Y, params, net, accumulate, rng, out=grads)
+                data_total += data_cost * m
+                penalty_total += pen * m
+                norms = {k: float(np.linalg.norm(grads[k])) for k in net.weight_keys} if grad_norms else None
+                optimizer.step(params, grads, lr)
+                continue
             if full_batch:
                 Xb, Yb = (X_full if served else X_epoch), Y
             elif served:
