@@ -98,7 +98,7 @@ def test_import_writes_in_blocks_with_progress(tmp_path, monkeypatch):
     monkeypatch.setattr(images, "IMPORT_BLOCK", 3)
     calls = []
     result = images.import_image_folder(tmp_path / "src", tmp_path / "o.h5", 4, 0.2, 0, progress=lambda d, t: calls.append((d, t)))
-    assert calls == [(2, 10), (5, 10), (8, 10), (10, 10)]  # the 2 test images, then 8 train in blocks of 3
+    assert calls == [(0, 10), (2, 10), (5, 10), (8, 10), (10, 10)]  # the total first, the 2 test images, then 8 train in blocks of 3
     with h5py.File(result.out) as f:
         x, y = f["train_set_x"][()], f["train_set_y"][()]
     assert x.shape == (8, 4, 4, 3) and (x[y == 0][..., 0] == 255).all() and (x[y == 1][..., 2] == 255).all()
