@@ -293,7 +293,9 @@ def jax_step(w: Workload, gather: bool = False):
 
 def jax_runner(w: Workload, dtype, rows, y):
     """The JAX peer made as fast as we could honestly make it (issue 21): training data on the device once,
-    params and optimizer state donated, the mini-batch gathered inside the compiled step, the step count
+    params and optimizer state donated, the mini-batch gathered inside the compiled step or by NumPy and
+    copied over, whichever this machine runs faster (timed on the first batch with a zero learning rate:
+    GD leaves the weights as they are; Adam's moments see six extra gradients, a negligible start), the step count
     and learning rate as device scalars (no retracing: one compilation per batch shape), and the cost
     turned into a Python float every step like dltrain's loop does."""
     import jax
@@ -307,6 +309,21 @@ def jax_runner(w: Workload, dtype, rows, y):
     rng, t = np.random.default_rng(1), 0
     lr = jnp.asarray(w.learning_rate, dtype=dtype)
     views = {}  # k -> the first k examples on the device (full batch)
+    on_device = None  # mini-batches gathered inside the compiled step, or by NumPy and copied over: the faster, measured once
+
+    def choose(idx):
+        nonlocal params, opt, on_device
+        times = {True: [], False: []}
+        for _ in range(6):
+            for device in (True, False):
+                started = time.perf_counter()
+                if device:
+                    params, opt, value = gathered(params, opt, X_dev, Y_dev, idx, jnp.asarray(1, dtype=dtype), jnp.asarray(0, dtype=dtype))
+                else:
+                    params, opt, value = full(params, opt, rows[idx], Y_rows[:, idx], jnp.asarray(1, dtype=dtype), jnp.asarray(0, dtype=dtype))
+                float(value)
+                times[device].append(time.perf_counter() - started)
+        on_device = statistics.median(times[True][1:]) <= statistics.median(times[False][1:])
 
     def run(epochs, k):
         nonlocal params, opt, t
@@ -320,7 +337,12 @@ def jax_runner(w: Workload, dtype, rows, y):
                 continue
             for idx in np.array_split(rng.permutation(k), range(w.batch_size, k, w.batch_size)):
                 t += 1
-                params, opt, value = gathered(params, opt, X_dev, Y_dev, idx, jnp.asarray(t, dtype=dtype), lr)
+                if on_device is None:
+                    choose(idx)
+                if on_device:
+                    params, opt, value = gathered(params, opt, X_dev, Y_dev, idx, jnp.asarray(t, dtype=dtype), lr)
+                else:
+                    params, opt, value = full(params, opt, rows[idx], Y_rows[:, idx], jnp.asarray(t, dtype=dtype), lr)
                 float(value)
 
     return run
