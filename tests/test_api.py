@@ -118,6 +118,8 @@ def test_ctrl_c_interrupts_an_api_run_as_in_the_terminal(tmp_path):
     """A notebook's interrupt is SIGINT in the kernel's main thread: the run stops after the epoch with
     a checkpoint, is marked interrupted, and resumes to the uninterrupted run's bits."""
     cfg = dltrain.load_config(REPO / "configs" / "moons_adam.yaml", overrides=["training.epochs=40", "training.log_every=1"])
+    # A kernel has Python's default handler; a test started in the background by a shell may have SIGINT ignored.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def ctrl_c(r, row):
         if r.epoch == 12:
@@ -127,7 +129,8 @@ def test_ctrl_c_interrupts_an_api_run_as_in_the_terminal(tmp_path):
         dltrain.train(cfg, run_dir=tmp_path / "cut", progress=ctrl_c)
     assert stopped.value._render_traceback_()[0].startswith("Interrupted: interrupted after epoch 12")  # one line in a notebook
     assert dltrain.open_run(tmp_path / "cut").status == "interrupted"
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is the notebook's again
+    handler = signal.signal(signal.SIGINT, inherited)
+    assert handler is signal.default_int_handler  # the handler is the notebook's again
     resumed = dltrain.resume(tmp_path / "cut", progress=False)
     assert resumed.status == "completed"
     assert_same_results(resumed.path, dltrain.train(cfg, run_dir=tmp_path / "whole", progress=False).path)
