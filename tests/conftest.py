@@ -1,6 +1,7 @@
 """Shared fixtures: where the course's data files are, and small helpers."""
 
 import csv
+import errno
 import os
 from pathlib import Path
 
@@ -44,3 +45,25 @@ def history_without_seconds(run_dir):
     """history.csv's rows as text, without the wall-time column: what two identical runs share."""
     with open(run_dir / "history.csv") as f:
         return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
+
+
+class FullDisk:
+    """A file whose writes end in ENOSPC, as on a full disk, after `partial` characters reached it (0: none)."""
+
+    def __init__(self, f, partial: int = 0):
+        self.f, self.partial = f, partial
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+    def write(self, data):
+        if self.partial:
+            self.f.write(data[: self.partial])
+            self.f.flush()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from dltrain import runs
 from dltrain.cli import app
-from tests.conftest import REPO
+from tests.conftest import REPO, FullDisk
 
 runner = CliRunner()
 
@@ -74,27 +74,11 @@ def test_an_injected_enospc_fails_the_run_cleanly(tmp_path, monkeypatch, victim)
     """ENOSPC from writing any one run file, whatever stage of the run writes it."""
     real_open = builtins.open
 
-    class Full:
-        def __init__(self, f):
-            self.f = f
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.f.close()
-
-        def write(self, data):
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-        def __getattr__(self, name):
-            return getattr(self.f, name)
-
     def open_(path, mode="r", *args, **kwargs):
         f = real_open(path, mode, *args, **kwargs)
         # Files are written to a temporary name and renamed, except history.csv, which is appended to.
         hit = "w" in mode and f".{victim}.tmp-" in str(path) or "a" in mode and runs.Path(path).name == victim
-        return Full(f) if hit else f
+        return FullDisk(f) if hit else f
 
     monkeypatch.setattr(runs, "open", open_, raising=False)
     run_dir = tmp_path / "run"

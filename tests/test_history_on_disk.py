@@ -2,7 +2,6 @@
 densely logged run wait for an O(history) write), never carried in the checkpoint, and a resumed
 run's history ends identical to the uninterrupted run's."""
 
-import errno
 import json
 import threading
 
@@ -13,7 +12,7 @@ from dltrain import runs
 from dltrain.commands.train import resume, train
 from dltrain.errors import DltrainError, Interrupted
 from dltrain.runs import RunWriter, read_history
-from tests.conftest import history_without_seconds
+from tests.conftest import FullDisk, history_without_seconds
 from tests.test_reliability import assert_same_results, config, stop_at
 
 
@@ -123,26 +122,8 @@ def test_a_failed_append_leaves_no_partial_row(tmp_path, monkeypatch):
     run.flush_history()
     size = (tmp_path / "r" / "history.csv").stat().st_size
     real_open = open
-
-    class HalfWritten:
-        def __init__(self, f):
-            self.f = f
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.f.close()
-
-        def write(self, data):
-            self.f.write(data[:5])  # part of the row reaches the disk, then it is full
-            self.f.flush()
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-        def __getattr__(self, name):
-            return getattr(self.f, name)
-
-    monkeypatch.setattr(runs, "open", lambda p, mode="r", *a, **k: HalfWritten(real_open(p, mode, *a, **k)) if "a" in mode
+    # Part of the row reaches the disk, then it is full.
+    monkeypatch.setattr(runs, "open", lambda p, mode="r", *a, **k: FullDisk(real_open(p, mode, *a, **k), partial=5) if "a" in mode
                         else real_open(p, mode, *a, **k), raising=False)
     run.log({"epoch": 1, "cost": 0.25})
     with pytest.raises(DltrainError, match="history.csv: no space left"):
