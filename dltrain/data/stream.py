@@ -9,7 +9,7 @@ Reading scheme (measured in docs/large-datasets.md): a dataset stored contiguous
 (as h5py writes one by default) is read with os.preadv straight from the file: each batch's rows
 are sorted, every run of consecutive rows is one system call that scatters the rows into their
 places in the batch buffer (no reorder copy, no h5py call per row). Chunked or compressed datasets
-(`datasets import` writes gzip chunks of 16 images) are read through h5py: the batch's distinct
+(`datasets import --compression gzip|lzf` writes chunks of 16 images) are read through h5py: the batch's distinct
 rows in increasing order, one slice per chunk they fall in (each chunk decompressed once per
 batch), then reordered in memory.
 """

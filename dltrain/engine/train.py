@@ -119,32 +119,28 @@ def train_epochs(
         data_total = penalty_total = 0.0
         norms = None
         for cols in minibatches(m, batch_size, perm):
-            if accumulate is not None:
-                rng = dropout_rng() if use_dropout else None
-                data_cost, pen, grads = accumulated_step(X_epoch, Y, params, net, accumulate, rng, out=grads)
-                data_total += data_cost * m
-                penalty_total += pen * m
-                norms = {k: float(np.linalg.norm(grads[k])) for k in net.weight_keys} if grad_norms else None
-                optimizer.step(params, grads, lr)
-                continue
-            if full_batch:
-                Xb, Yb = (X_full if served else X_epoch), Y
-            elif served:
-                Xb, Yb = X_epoch.columns(cols), rows_Y[cols].T
-            else:
-                Xb, Yb = rows_X[cols].T, rows_Y[cols].T
             rng = dropout_rng() if use_dropout else None
-            AL, cache = forward(Xb, params, net, state, training=True, dropout_rng=rng)
-            data_cost, pen = compute_cost(AL, cache, Yb, params, net, m)
-            mb = Yb.shape[1]
+            if accumulate is not None:
+                data_cost, pen, grads = accumulated_step(X_epoch, Y, params, net, accumulate, rng, out=grads)
+                mb = m
+            else:
+                if full_batch:
+                    Xb, Yb = (X_full if served else X_epoch), Y
+                elif served:
+                    Xb, Yb = X_epoch.columns(cols), rows_Y[cols].T
+                else:
+                    Xb, Yb = rows_X[cols].T, rows_Y[cols].T
+                AL, cache = forward(Xb, params, net, state, training=True, dropout_rng=rng)
+                data_cost, pen = compute_cost(AL, cache, Yb, params, net, m)
+                mb = Yb.shape[1]
+                grads = backward(AL, Yb, cache, params, net, m, out=grads)
+                if use_bn:
+                    update_running_stats(state, cache, net.bn_momentum)
             data_total += data_cost * mb
             penalty_total += pen * mb
-            grads = backward(AL, Yb, cache, params, net, m, out=grads)
             if grad_norms:
                 # Taken before the update, in case an optimizer ever reuses the gradient buffers.
                 norms = {k: float(np.linalg.norm(grads[k])) for k in net.weight_keys}
-            if use_bn:
-                update_running_stats(state, cache, net.bn_momentum)
             optimizer.step(params, grads, lr)
         data_cost, pen = data_total / m, penalty_total / m
         check_finite(epoch, data_cost + pen, params, check_params=epoch == epochs - 1)
