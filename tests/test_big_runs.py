@@ -51,12 +51,13 @@ def test_compare_streams_a_long_curve_in_bounded_memory(run, tmp_path):
     assert (run / "curve.csv").stat().st_size > 50 * 2**20
     # The peak is VmHWM reset as the child starts: ru_maxrss survives exec, so it would report this
     # pytest process's own size at the fork (hundreds of MB once the whole suite is imported).
-    code = ("import runpy, sys\n"
+    # The command ends in os._exit (dltrain/__main__.py): the peak is read by an atexit handler, which still runs.
+    code = ("import atexit, runpy, sys\n"
             "open('/proc/self/clear_refs', 'w').write('5')\n"
             f"sys.argv = ['dltrain', 'compare', {str(run)!r}, '--out', {str(tmp_path / 'c.png')!r}]\n"
-            "try:\n    runpy.run_module('dltrain', run_name='__main__')\n"
-            "finally:\n    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]\n"
-            "    print('maxrss', hwm, file=sys.stderr)\n")
+            "atexit.register(lambda: print('maxrss', [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1],\n"
+            "                              file=sys.stderr, flush=True))\n"
+            "runpy.run_module('dltrain', run_name='__main__')\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()},
                          timeout=600)
     assert res.returncode == 0, res.stderr

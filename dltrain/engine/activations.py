@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
-from scipy.special import inv_boxcox
 
 from dltrain.engine import kernels
 
@@ -23,15 +22,20 @@ def exp(X, out=None):
 
     NumPy's float64 exp switches to its own vectorized routine on AVX-512 CPUs, whose last bits
     differ from the C library's in about 5% of values; the planar course run amplifies that over
-    its 10,000 steps and ended 2e-5 off the course's printed cost. scipy's inverse Box-Cox transform
-    at lambda = 0 is exactly the C exp, in one ufunc pass (3.6 ns per element against NumPy's 1.2);
-    glibc's is within 0.51 units in the last place whatever the CPU, so machines agree on its bits
-    but for rare near-ties. float32 reproduces no course number and keeps NumPy's exp, 7x faster
-    than the C exp in double.
+    its 10,000 steps and ended 2e-5 off the course's printed cost. NumPy's complex exp has no
+    vectorized routine: for x + 0i it is the C library's exp(x) times cos(0) = 1, exactly (8 ns per
+    element against NumPy's 1.2; scipy's inverse Box-Cox, used before, was 4.5 ns but its import
+    cost every `dltrain train` 0.2 s, issue 21). glibc's exp is within 0.51 units in the last place
+    whatever the CPU, so machines agree on its bits but for rare near-ties. float32 reproduces no
+    course number and keeps NumPy's exp, 7x faster than the C exp in double.
     """
-    if X.dtype == np.float64:
-        return inv_boxcox(X, 0.0, out=out)
-    return np.exp(X, out=out)
+    if X.dtype != np.float64:
+        return np.exp(X, out=out)
+    E = np.exp(X.astype(np.complex128)).real  # (n, m) view with a 16-byte stride
+    if out is None:
+        return np.ascontiguousarray(E)
+    np.copyto(out, E)
+    return out
 
 
 def sigmoid(Z):
