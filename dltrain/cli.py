@@ -101,9 +101,10 @@ def train(
         fail(e)
     with tracking_warnings():
         if resume is not None:
-            run = call(lambda: command.resume(resume, progress=not quiet))
+            run = call(lambda: command.resume(resume, progress=not quiet, figures_process=True))
         else:
-            run = call(lambda: command.train(cfg, runs_dir=runs_dir or Path("runs"), run_dir=run_dir, progress=not quiet))
+            run = call(lambda: command.train(cfg, runs_dir=runs_dir or Path("runs"), run_dir=run_dir, progress=not quiet,
+                                             figures_process=True))
     print_results(cfg, run, quiet)
     out.print(str(run.path), soft_wrap=True, markup=False)
 

@@ -20,7 +20,8 @@ COMMAND_LAYERS = {
     "gradcheck": {"build"},
     "run": {"build", "trained", "evaluate", "train"},  # train: Run.resume, imported when called
     "checkpoint": {"build"},
-    "train": {"build", "checkpoint", "trained", "run", "report"},
+    "figures": {"build", "trained", "report"},  # report: imported when a report is written
+    "train": {"build", "checkpoint", "trained", "run", "figures"},
     "reproduce": {"train", "trained", "run"},
     "search": {"train", "checkpoint"},
     "export": {"trained"},

@@ -65,7 +65,8 @@ def test_time_to_result_reports_the_fixed_costs():
 
     phases = _child("--phases-child")  # one instrumented `dltrain train configs/planar.yaml`
     assert set(phases) == {"cli_imports_s", "train_imports_s", "until_first_epoch_s", "loop_s", "figures_s", "report_s",
-                           "rest_after_loop_s"}
+                           "figures_process", "rest_after_loop_s"}
     assert phases["loop_s"] > 0 and phases["figures_s"] > 0 and phases["report_s"] > 0
+    assert phases["figures_process"] is (sys.platform.startswith("linux"))  # the CLI's figures drawn by its forked process
     text = time_to_result_text({"config": "configs/planar.yaml", "rounds": 3, "end_to_end_s": 1.0, "loop_s": 0.5, "phases": phases})
     assert "end to end 1.00 s = loop 0.50 s + 0.50 s" in text and f"figures {phases['figures_s']:.2f} s" in text

@@ -103,9 +103,10 @@ def test_a_report_that_cannot_be_written_is_one_warning_and_the_run_completes(tm
     # full after model.h5) appended to the list it was showing, forever: 8 GB and a hang. In a
     # subprocess, with a timeout, because that failure never returns.
     config = write_config(tmp_path / "c.yaml", epochs=3)
-    code = ("import sys\nimport dltrain.commands.train as T\n"
+    # Patched before the CLI starts, so its figures process (a fork) fails the same way and the run writes the report itself.
+    code = ("import sys\nimport dltrain.commands.report as R\n"
             "def broken(*args, **kwargs):\n    raise OSError(28, 'No space left on device')\n"
-            "T.write_run_report = broken\nfrom dltrain.cli import main\n"
+            "R.write_run_report = broken\nfrom dltrain.cli import main\n"
             f"sys.argv = ['dltrain', 'train', {str(config)!r}, '--run-dir', {str(tmp_path / 'run')!r}, '-q']\nmain()\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PYTHONPATH": str(REPO)})

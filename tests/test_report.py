@@ -90,12 +90,12 @@ def test_train_writes_the_run_report(run):
 
 
 def test_a_report_that_cannot_be_built_does_not_fail_the_run(tmp_path, monkeypatch):
-    import dltrain.commands.train as train_module
+    import dltrain.commands.report as report_module
 
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(train_module, "write_run_report", broken)
+    monkeypatch.setattr(report_module, "write_run_report", broken)
     with pytest.warns(RuntimeWarning, match="report.html not written.*dltrain report"):
         run = dltrain.train(PLANAR, runs_dir=tmp_path, progress=False, overrides=["training.epochs=5"])
     assert run.summary["status"] == "completed" and (run.path / "model.h5").is_file()

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from dltrain import plots
 from dltrain.commands.build import prepare_data
 from dltrain.commands.trained import dead_units, load_trained, predictions, split_plots
 from dltrain.config import Config, read_yaml, safe_tree, validate_config
@@ -110,11 +109,13 @@ def evaluate(
         "warnings": data_warnings(model.run_dir, prepared.fingerprint) if data is None else [],
     }
     remove_evaluation_plots(model.run_dir)
+    from dltrain.plots import png  # matplotlib: loaded only when drawing
+
     for name in chosen:
         figures = split_plots(model, name, prepared.X[name], prepared.labels[name],
                               ("decision_boundary", "misclassified", "confusion_matrix"))
         for kind, figure in figures.items():
-            write_evaluation_file(model.run_dir, f"evaluation_{name}_{kind}.png", plots.png(figure))
+            write_evaluation_file(model.run_dir, f"evaluation_{name}_{kind}.png", png(figure))
     if errors_csv is not None:
         write_output(errors_csv, errors_table(mistakes, model.classes))
         report["errors_file"] = str(errors_csv)

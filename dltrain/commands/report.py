@@ -25,9 +25,11 @@ def class_metrics(model: Trained, data: Prepared) -> dict:
     return out
 
 
-def write_run_report(run_dir: Path, out: Path | None = None, model: Trained | None = None, data: Prepared | None = None) -> Path:
+def write_run_report(run_dir: Path, out: Path | None = None, model: Trained | None = None, data: Prepared | None = None,
+                     curves: tuple[str, list[str]] | None = None) -> Path:
     """Write a run's report; `model` and `data` (train has them in memory) give the per-class metrics,
-    else the saved model is evaluated on its data rebuilt as training built them, when they are still there."""
+    else the saved model is evaluated on its data rebuilt as training built them, when they are still there.
+    `curves`: the curve figures, drawn already (pages.run.curve_figures)."""
     run_dir = Path(run_dir)
     note = ""
     if model is None and (run_dir / "model.h5").is_file():
@@ -40,7 +42,7 @@ def write_run_report(run_dir: Path, out: Path | None = None, model: Trained | No
         note = "Not available: the run has no model.h5 (it did not complete)."
     metrics = class_metrics(model, data) if model is not None and data is not None else None
     target = Path(out) if out is not None else run_dir / REPORT
-    atomic_write(target, run_page(run_dir, metrics, note))
+    atomic_write(target, run_page(run_dir, metrics, note, curves))
     return target
 
 

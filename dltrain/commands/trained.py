@@ -2,11 +2,10 @@
 
 import json
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from dltrain import plots
 from dltrain.commands.build import MAX_CLASS_NAME, build_network
 from dltrain.config import Config, read_yaml, validate_config
 from dltrain.data.prepare import apply_normalization, undo_normalization
@@ -18,6 +17,10 @@ from dltrain.engine.model import (
 )
 from dltrain.errors import DltrainError
 from dltrain.evaluation import confusion_matrix, dead_unit_report
+
+if TYPE_CHECKING:
+    from dltrain import plots
+
 from dltrain.runs import (
     existing_folder,
     is_run_dir,
@@ -202,10 +205,11 @@ def boundary_grid(net: Network) -> int | str:
 
 
 def split_plots(model: Trained, split: str, X: np.ndarray, y: np.ndarray, kinds: tuple[str, ...],
-                notes: list[str] | None = None) -> dict[str, "plots.Figure"]:
+                notes: list[str] | None = None) -> "dict[str, plots.Figure]":
     """The figures among `kinds` that apply to this model: decision_boundary (2-D inputs, unless the model
     is too costly to evaluate on a grid: why is appended to `notes`), misclassified (image inputs, most
     confident mistakes first), confusion_matrix (softmax output)."""
+    from dltrain import plots  # matplotlib: 0.3 s that commands drawing nothing, and `dltrain train`'s loop, do without
     name, net, params, state = model.cfg.name, model.net, model.params, model.state
     out = {}
     chunk = plot_chunk(net)

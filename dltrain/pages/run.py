@@ -72,26 +72,44 @@ def cost_rows(record) -> tuple[list[dict], int]:
     return [rows[epoch] for epoch in sorted(rows)], max(len(curve.get("epoch", [])), len(record.history))
 
 
-def figures_section(record, name: str) -> str:
-    """Cost and norm curves (SVG, from curve.csv and history.csv) and the run folder's plots (PNG), side by side where they fit."""
+def curve_figures(record, name: str, marks: dict[str, int]) -> tuple[str, list[str]]:
+    """The cost curve (and the norm curves, when logged) as inline SVG figures from curve.csv and
+    history.csv, and the notes on what they draw. marks: label -> epoch (stopped, best)."""
     rows, recorded = cost_rows(record)
     figs = []
     if rows:
-        s = record.summary
-        marks = {k: s[f"{k}_epoch"] for k in ("stopped", "best") if isinstance(s.get(f"{k}_epoch"), int)}
         figs.append(figure(svg(plots.cost_curve(rows, f"{name}: cost", marks)),
                            "train cost (with the L2/L1 penalty when there is one, and without it: data cost), dev cost, learning rate"))
         L = len(record.config.get("model", {}).get("layers", [])) - 1
         if L > 0 and any(f"norm_W{L}" in r for r in rows):
             figs.append(figure(svg(plots.norm_curves(rows, L, f"{name}: weight and gradient norms")), "||W[l]|| and ||dW[l]|| per layer"))
+    notes = ["No history rows yet."] if not rows else []
+    if 0 < len(rows) < recorded:
+        notes.append(f"{recorded} epochs recorded, {len(rows)} drawn.")
+    return "".join(figs), notes
+
+
+def figure_marks(summary: dict) -> dict[str, int]:
+    """The epochs a run's curves mark: where early stopping stopped and its best epoch."""
+    return {k: summary[f"{k}_epoch"] for k in ("stopped", "best") if isinstance(summary.get(f"{k}_epoch"), int)}
+
+
+def figure_name(record) -> str:
+    """The run's name as its figure titles show it."""
+    name = str(record.config.get("name") or record.summary.get("name") or record.dir.name)
+    return name if len(name) <= 60 else name[:59] + "…"
+
+
+def figures_section(record, name: str, curves: tuple[str, list[str]] | None = None) -> str:
+    """Cost and norm curves (SVG; `curves`, when drawn already, is curve_figures' result) and the run
+    folder's plots (PNG), side by side where they fit."""
+    figs, notes = curves if curves is not None else curve_figures(record, name, figure_marks(record.summary))
+    figs = [figs]
     run_dir = record.dir
     figs += [figure(png_img((run_dir / f).read_bytes(), caption), caption) for f, caption in RUN_PLOTS if (run_dir / f).is_file()]
     for path in sorted(run_dir.glob("evaluation_*.png")):
         caption = "dltrain evaluate: " + path.stem.removeprefix("evaluation_").replace("_", " ")
         figs.append(figure(png_img(path.read_bytes(), caption), caption))
-    notes = ["No history rows yet."] if not rows else []
-    if 0 < len(rows) < recorded:
-        notes.append(f"{recorded} epochs recorded, {len(rows)} drawn.")
     note = f'<p class="muted">{esc(" ".join(notes))}</p>' if notes else ""
     return section("Training curves and figures", f'<div class="figs">{"".join(figs)}</div>{note}', "figures")
 
@@ -175,13 +193,13 @@ def commands_section(run_dir: Path, status) -> str:
     return section("Commands", table(["to", "run"], rows), "commands")
 
 
-def run_page(run_dir: Path, class_metrics: dict | None = None, class_note: str = "") -> str:
-    """The HTML report of run_dir. class_metrics: split -> class name -> precision/recall/f1/support."""
+def run_page(run_dir: Path, class_metrics: dict | None = None, class_note: str = "", curves: tuple[str, list[str]] | None = None) -> str:
+    """The HTML report of run_dir. class_metrics: split -> class name -> precision/recall/f1/support;
+    curves: curve_figures' result when drawn already (by train's figures process, while it drew the PNGs)."""
     run_dir = Path(run_dir)
     record = load_run(run_dir)
     s, cfg = record.summary, record.config
-    name = str(cfg.get("name") or s.get("name") or run_dir.name)
-    name = name if len(name) <= 60 else name[:59] + "…"  # figure titles
+    name = figure_name(record)
     epochs = cfg.get("training", {}).get("epochs")
     facts = [f"{fmt(s.get('epochs_run'))} of {fmt(epochs)} epochs" if s.get("epochs_run") is not None else "",
              f"{fmt(s.get('duration_seconds'))} s" if s.get("duration_seconds") is not None else "",
@@ -194,7 +212,7 @@ def run_page(run_dir: Path, class_metrics: dict | None = None, class_note: str =
         class_section(class_metrics, class_note),
         diagnosis_section(record.metrics.get("diagnosis")),
         "</div>",
-        figures_section(record, name),
+        figures_section(record, name, curves),
         model_section(run_dir, cfg),
         gradcheck_section(run_dir),
         section("Config (resolved, config.yaml)", f"<pre>{esc(config_text)}</pre>", "config"),

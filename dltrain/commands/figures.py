@@ -1,0 +1,99 @@
+"""The figures and report.html that end a training run: drawn in the training process, or by its
+figures process (dltrain/artist.py) when `dltrain train` starts one."""
+
+import contextlib
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from dltrain.artist import Artist, in_fork
+from dltrain.commands.build import Prepared, Training
+from dltrain.commands.trained import Trained, split_plots
+from dltrain.config import Config
+from dltrain.model_file import read_model
+from dltrain.runs import RunWriter, load_run, read_columns, run_curve
+
+
+def trained(cfg: Config, data: Prepared, t: Training, run: RunWriter) -> Trained:
+    return Trained(run.dir, cfg, t.net, t.params, t.state, data.normalization, data.classes, data.image_shape)
+
+
+def draw_figures(cfg: Config, data: Prepared, t: Training, run: RunWriter, marks: dict[str, int]) -> list[str]:
+    """cost.png (norms.png) and the plots of split_plots into the run folder; -> the notes on figures
+    bounded or left out (summary.json "notes")."""
+    from dltrain import plots  # matplotlib: 0.3 s, loaded only when drawing (or by the figures process)
+
+    run.write_bytes("cost.png", plots.png(plots.cost_curve(run_curve(run.dir), f"{cfg.name}: cost", marks)))
+    if cfg.training.log_norms:
+        # Streamed, only the norm columns: the history may be far larger than what the figure needs.
+        norms = [f"norm_{w}{l}" for w in ("W", "dW") for l in range(1, t.net.L + 1)]
+        columns = read_columns(run.path("history.csv"), norms, thin=True).columns
+        run.write_bytes("norms.png", plots.png(plots.norm_curves(columns, t.net.L, f"{cfg.name}: weight and gradient norms")))
+    model = trained(cfg, data, t, run)
+    notes: list[str] = []
+    for kind, figure in split_plots(model, "train", data.X["train"], data.labels["train"], ("decision_boundary",), notes).items():
+        run.write_bytes(f"{kind}.png", plots.png(figure))
+    # Error analysis looks at examples the model did not train on: test, else dev, else train.
+    held_out = next(s for s in ("test", "dev", "train") if s in data.X)
+    for kind, figure in split_plots(model, held_out, data.X[held_out], data.labels[held_out], ("misclassified", "confusion_matrix")).items():
+        run.write_bytes(f"{kind}.png", plots.png(figure))
+    return notes
+
+
+def report_curves(run: RunWriter, marks: dict[str, int]) -> list:
+    """[html, notes] of the report's curve figures (pages.run.curve_figures) as the finished run's files draw them."""
+    from dltrain.pages.run import curve_figures, figure_name
+
+    record = load_run(run.dir)
+    return list(curve_figures(record, figure_name(record), marks))
+
+
+@contextlib.contextmanager
+def start_artist(wanted: bool, cfg: Config, data: Prepared, t: Training, run: RunWriter):
+    """The figures process (dltrain/artist.py) of this run when `wanted` and it can fork, else None; ended on exit."""
+    if not wanted:
+        yield None
+        return
+
+    def warm_up() -> None:
+        from dltrain import plots
+        from dltrain.commands import report  # noqa: F401 - the report's pages and their imports
+
+        plots.png(plots.cost_curve({"epoch": np.arange(2), "cost": np.ones(2)}, "", None))  # fonts, the PNG writer
+
+    curves = []  # the report's curve figures, drawn by a fork of the figures process while it draws the PNGs
+
+    def figures(marks: dict[str, int]) -> dict:
+        # The arrays as the run saved them: this process forked with the initial ones.
+        saved = read_model(run.path("model.h5"))
+        t.params.update(saved["params"])
+        t.state.update(saved["state"])
+        curves.append(in_fork(lambda: report_curves(run, marks)))
+        return {"notes": draw_figures(cfg, data, t, run, marks)}
+
+    def report() -> dict:
+        from dltrain.commands.report import write_run_report
+
+        drawn = curves.pop()() if curves else None
+        write_run_report(run.dir, model=trained(cfg, data, t, run), data=data, curves=tuple(drawn) if drawn else None)
+        return {}
+
+    artist = Artist.start({"figures": figures, "report": report}, warm_up)
+    try:
+        yield artist
+    finally:
+        if artist is not None:
+            artist.close()
+
+
+def write_report(run_dir: Path, model: Trained, data: Prepared) -> None:
+    """report.html of a completed run. The run is complete without it: a page that cannot be built
+    (disk full, an unexpected value) is a warning naming the command that retries, never a failed run."""
+    from dltrain.commands.report import write_run_report  # the pages and matplotlib: only when a report is written
+
+    try:
+        write_run_report(run_dir, model=model, data=data)
+    except Exception as e:  # noqa: BLE001 - whatever went wrong, the trained model and metrics stand
+        warnings.warn(f"{run_dir}: report.html not written ({type(e).__name__}: {e}); "
+                      f"the run is complete; retry with: dltrain report {run_dir}", RuntimeWarning, stacklevel=2)
