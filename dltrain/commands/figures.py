@@ -60,7 +60,11 @@ def start_artist(wanted: bool, cfg: Config, data: Prepared, t: Training, run: Ru
         from dltrain import plots
         from dltrain.commands import report  # noqa: F401 - the report's pages and their imports
 
-        plots.png(plots.cost_curve({"epoch": np.arange(2), "cost": np.ones(2)}, "", None))  # fonts, the PNG writer
+        # Fonts, the PNG writer, contour's module: what a first figure loads
+        curve = {"epoch": np.arange(3), "learning_rate": np.ones(3), "cost": np.ones(3), "dev_cost": np.ones(3)}
+        plots.png(plots.cost_curve(curve, "", {"stopped": 1}))
+        X = np.array([[0.0, 1.0], [0.0, 1.0]])
+        plots.png(plots.decision_boundary(lambda G: (G[0] > 0.5).astype(int), X, np.array([0, 1]), "", ["0", "1"], 8))
 
     curves = []  # the report's curve figures, drawn by a fork of the figures process while it draws the PNGs
 
@@ -69,6 +73,8 @@ def start_artist(wanted: bool, cfg: Config, data: Prepared, t: Training, run: Ru
         saved = read_model(run.path("model.h5"))
         t.params.update(saved["params"])
         t.state.update(saved["state"])
+        # The report's curves in a fork, on the core the training process leaves idle while it waits. (The
+        # PNGs in forks of their own gained nothing: three drawing processes on two cores.)
         curves.append(in_fork(lambda: report_curves(run, marks)))
         return {"notes": draw_figures(cfg, data, t, run, marks)}
 
