@@ -461,6 +461,12 @@ def peak_memory(wname: str, impl: str, steps: int, threads: int) -> float | None
 # ---- the timed rounds
 
 
+# Seconds of rest before each timed run. The previous implementation's worker threads (OpenBLAS's,
+# PyTorch's OpenMP team, XLA's Eigen pool) keep spinning on the cores for up to a few hundred
+# milliseconds after its last step; without the pause the next one shares the cores with them.
+SETTLE = 0.3
+
+
 def bench_workload(wname: str, impls: list[str], rounds: int, steps: int, threads: int, rates: dict) -> dict:
     w = WORKLOADS[wname]
     dts = sorted({i.split("-")[1] for i in impls})
@@ -478,6 +484,7 @@ def bench_workload(wname: str, impls: list[str], rounds: int, steps: int, thread
         order = impls[r % len(impls):] + impls[: r % len(impls)]
         this_round = {}
         for impl in order:
+            time.sleep(SETTLE)
             t = time.perf_counter()
             runners[impl](epochs, k)
             this_round[impl] = (time.perf_counter() - t) / n_steps

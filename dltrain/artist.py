@@ -2,18 +2,23 @@
 the loop trains and, once the model is saved, draws the run's figures and report.html (issue 21).
 
 Importing matplotlib and the report takes 0.3 s of a planar run that trains for 0.5 s on one core;
-in this process it takes the core the loop leaves idle (niced, so it yields to a loop using both).
-The process inherits the config, the data and the network by the fork; the trained arrays it reads
-from model.h5, so what it draws is what the run saved. The parent sends one JSON line per job and
-waits for the answer. Whatever goes wrong in the process (a job raises, the process dies, no answer
-in JOB_SECONDS) makes ask() return None and the parent do the job itself: what the run folder gets,
-and every error the run reports, are those of drawing in the training process.
+in this process it takes the core the loop leaves idle. The process inherits the config, the data
+and the network by the fork; the trained arrays it reads from model.h5, so what it draws is what the
+run saved. The parent sends one JSON line per job and waits for the answer. Whatever goes wrong in
+the process (a job raises, the process dies, no answer in JOB_SECONDS) makes ask() return None and
+the parent do the job itself, so what the run folder gets, and every error the run reports, are
+those of drawing in the training process; the warnings a job raised come back with its answer and
+are raised again in the parent.
 
 Forked only where forking is safe and cheap: Linux, and no thread but the main one (a thread
-holding a lock at the fork would leave the copy of that lock held forever in the child).
+holding a lock at the fork would leave the copy of that lock held forever in the child). The
+process dies with its parent (PR_SET_PDEATHSIG), even in the middle of a job: a training process
+killed with SIGKILL leaves nothing behind that writes into its run folder or holds its lock.
 """
 
+import builtins
 import contextlib
+import ctypes
 import json
 import os
 import select
@@ -21,11 +26,12 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 JOB_SECONDS = 600.0  # the slowest figure (a 10,000-epoch curve, a 64-image grid) takes about a second
-NICE = 10
+CLOSE_SECONDS = 1.0  # for the process to exit once its requests end (it may still be importing)
 
 
 class Artist:
@@ -35,10 +41,12 @@ class Artist:
         self.pid, self.requests, self.answers = pid, requests, answers
 
     @classmethod
-    def start(cls, jobs: dict[str, Callable[..., dict]], warm_up: Callable[[], None]) -> "Artist | None":
-        """Fork the process (it runs warm_up, then serves jobs); None where forking is not safe."""
+    def start(cls, jobs: dict[str, Callable[..., dict]], warm_up: Callable[[], Callable[[], None] | None]) -> "Artist | None":
+        """Fork the process; None where forking is not safe. It runs warm_up() first, then serves
+        jobs; what warm_up returns, if anything, is called as the process exits (a cleanup)."""
         if not sys.platform.startswith("linux") or threading.active_count() > 1:
             return None
+        parent = os.getpid()
         from_parent, to_child = os.pipe()  # (read end, write end)
         from_child, to_parent = os.pipe()
         # Signals are blocked across the fork: the child must not run the parent's Ctrl-C handler
@@ -54,11 +62,17 @@ class Artist:
         if pid == 0:
             os.close(to_child)
             os.close(from_child)
-            serve(jobs, warm_up, from_parent, to_parent, blocked)  # never returns
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            serve(parent, jobs, warm_up, from_parent, to_parent, blocked)  # never returns
         os.close(from_parent)
         os.close(to_parent)
-        return cls(pid, os.fdopen(to_child, "wb"), os.fdopen(from_child, "rb"))
+        artist = cls(pid, os.fdopen(to_child, "wb"), os.fdopen(from_child, "rb"))
+        try:
+            # A Ctrl-C that arrived meanwhile is raised here, once the process can be ended.
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        except BaseException:
+            artist.close()
+            raise
+        return artist
 
     def ask(self, job: str, **args) -> dict | None:
         """Run a job in the process; -> its answer, or None when the caller must do it itself."""
@@ -73,75 +87,100 @@ class Artist:
                 os.kill(self.pid, signal.SIGKILL)
             line = self.answers.readline() if ready else b""
             answer = json.loads(line) if line else None
-        except (OSError, ValueError):  # the process is gone (a broken pipe) or answered garbage
+        except Exception:  # noqa: BLE001 - gone (a broken pipe), garbage, arguments JSON cannot carry: do it here
             pass
         if not isinstance(answer, dict) or answer.get("ok") is not True:
             self.close()  # a process that failed once is not trusted with the next job
             return None
+        rewarn(answer.pop("warnings", []))
         return answer
 
     def close(self) -> None:
-        """End the process (it exits when its requests pipe closes) and reap it."""
+        """End the process (it exits when its requests pipe closes; killed if it has not within
+        CLOSE_SECONDS, e.g. still importing when a run is interrupted at once) and reap it."""
         if self.requests is None:
             return
         for f in (self.requests, self.answers):
             with contextlib.suppress(OSError):
                 f.close()
         self.requests = self.answers = None
-        deadline = time.monotonic() + 5.0
+        deadline = time.monotonic() + CLOSE_SECONDS
         while time.monotonic() < deadline:
-            with contextlib.suppress(ChildProcessError):
+            try:
                 if os.waitpid(self.pid, os.WNOHANG)[0]:
                     return
-                time.sleep(0.005)
-                continue
-            return
-        with contextlib.suppress(OSError):  # stuck in a job the parent stopped waiting for
+            except ChildProcessError:
+                return
+            time.sleep(0.005)
+        with contextlib.suppress(OSError):
             os.kill(self.pid, signal.SIGKILL)
             os.waitpid(self.pid, 0)
 
-    def __enter__(self) -> "Artist":
-        return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-def serve(jobs: dict[str, Callable[..., dict]], warm_up: Callable[[], None], requests_fd: int, answers_fd: int, blocked) -> None:
-    """The child: answer each request line with {"ok": true, ...the job's answer} or {"ok": false, "error"}; exit
-    when the parent closes the pipe. It never returns into the parent's stack, whatever happens."""
-    code = 0
+def serve(parent: int, jobs: dict[str, Callable[..., dict]], warm_up, requests_fd: int, answers_fd: int, blocked) -> None:
+    """The child: answer each request line with {"ok": true, "warnings": [...], ...the job's answer}
+    or {"ok": false, "error"}; exit when the parent closes the pipe. It never returns into the
+    parent's stack, whatever happens."""
+    code, cleanup = 0, None
     try:
         # Ctrl-C reaches the whole foreground process group: the parent handles it and closes the pipe.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        die_with(parent)
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        with contextlib.suppress(OSError):
-            os.nice(NICE)
         with contextlib.suppress(Exception):  # a failing warm-up shows again, in the parent, when the job is redone there
-            warm_up()
+            cleanup = warm_up()
         with os.fdopen(requests_fd, "rb") as requests, os.fdopen(answers_fd, "wb") as answers:
             for line in requests:
                 try:
                     request = json.loads(line)
-                    answer = {"ok": True, **jobs[request["job"]](**request["args"])}
+                    with warnings.catch_warnings(record=True) as caught:
+                        warnings.simplefilter("always")
+                        result = jobs[request["job"]](**request["args"])
+                    answer = {"ok": True, **result, "warnings": carried(caught)}
+                    data = json.dumps(answer)
                 except Exception as e:  # noqa: BLE001 - reported to the parent, which redoes the job and reports it
-                    answer = {"ok": False, "error": f"{type(e).__name__}: {e}"}
-                answers.write((json.dumps(answer) + "\n").encode())
+                    data = json.dumps({"ok": False, "error": f"{type(e).__name__}: {e}"})
+                answers.write((data + "\n").encode())
                 answers.flush()
     except BaseException:  # noqa: BLE001 - the parent sees the pipe close and does the jobs itself
         code = 1
     finally:
+        if callable(cleanup):
+            with contextlib.suppress(BaseException):
+                cleanup()
         os._exit(code)
+
+
+def die_with(parent: int) -> None:
+    """Have the kernel SIGKILL this process when the one that forked it ends (Linux's PR_SET_PDEATHSIG)."""
+    with contextlib.suppress(Exception):  # no libc to call: the closed pipe still ends it after its job
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it ended before the request took effect
+        os._exit(1)
+
+
+def carried(caught: list) -> list[list[str]]:
+    """Recorded warnings as [category name, message] pairs, to be raised again by rewarn in the parent."""
+    return [[w.category.__name__, str(w.message)] for w in caught]
+
+
+def rewarn(pairs: list) -> None:
+    for name, message in pairs:
+        category = getattr(builtins, str(name), None)
+        warnings.warn(str(message), category if isinstance(category, type) and issubclass(category, Warning) else UserWarning,
+                      stacklevel=3)
 
 
 def in_fork(work: Callable[[], Any]) -> Callable[[], Any]:
     """Start work() in a forked copy of this process; -> a function that waits for its result, which
-    must be JSON-able (None when the copy failed or could not start: the caller then does the work itself).
+    must be JSON-able (None when the copy failed or could not start: the caller then does the work
+    itself). The warnings work() raised are raised again by the waiting function.
 
     The figures process draws the report's curves this way while it draws the PNGs: two figures at
     once on two cores, where one process draws one after the other.
     """
+    parent = os.getpid()
     try:
         readable, writable = os.pipe()
         pid = os.fork()
@@ -151,7 +190,11 @@ def in_fork(work: Callable[[], Any]) -> Callable[[], Any]:
         code = 1
         try:
             os.close(readable)
-            data = json.dumps(work()).encode()
+            die_with(parent)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                result = work()
+            data = json.dumps({"result": result, "warnings": carried(caught)}).encode()
             with os.fdopen(writable, "wb") as out:
                 out.write(data)
             code = 0
@@ -165,6 +208,8 @@ def in_fork(work: Callable[[], Any]) -> Callable[[], Any]:
         _, status = os.waitpid(pid, 0)
         if status != 0 or not data:
             return None
-        return json.loads(data)
+        answer = json.loads(data)
+        rewarn(answer["warnings"])
+        return answer["result"]
 
     return result

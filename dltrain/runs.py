@@ -116,6 +116,7 @@ def training_lock(run_dir: Path) -> Iterator[bool]:
     if fcntl is None:
         yield False
         return
+    locked = False
     path = Path(run_dir) / LOCK
     with writing(path):
         # Read-write: over NFS flock becomes a byte-range lock, which needs a file open for writing.
@@ -130,6 +131,11 @@ def training_lock(run_dir: Path) -> Iterator[bool]:
             locked = False
         yield locked
     finally:
+        if locked:
+            # Released explicitly: a process forked meanwhile (train's figures process) shares the
+            # open file, and closing one copy of it would leave the lock held by the other.
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
 
 

@@ -19,9 +19,15 @@ def test_known_values():
 def test_exp_is_the_c_librarys_bit_for_bit(rng):
     # NumPy's float64 exp rounds differently on AVX-512 CPUs (in about 5% of these values), and the
     # planar course run then misses the course's printed cost.
-    X = rng.standard_normal((40, 500)) * 20
-    assert exp(X).tolist() == [[math.exp(x) for x in row] for row in X.tolist()]
-    assert exp(X.astype(np.float32)).dtype == np.float32
+    X = rng.standard_normal((40, 500)) * 20  # above EXP_CHUNK values: in chunks of columns
+    expected = [[math.exp(x) for x in row] for row in X.tolist()]
+    assert exp(X).tolist() == expected
+    assert exp(X[:, :7]).tolist() == [row[:7] for row in expected]  # one pass
+    F = np.asfortranarray(X)
+    assert exp(F).flags.f_contiguous and exp(F).tolist() == expected  # NumPy's layout, as np.exp keeps it
+    assert exp(X.astype(np.float32) / 20).dtype == np.float32
+    exp(X, out=X)  # in place, as sigmoid calls it
+    assert X.tolist() == expected
 
 
 def test_no_overflow_at_extremes():

@@ -2,7 +2,10 @@
 figures process (dltrain/artist.py) when `dltrain train` starts one."""
 
 import contextlib
+import os
+import shutil
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +59,12 @@ def start_artist(wanted: bool, cfg: Config, data: Prepared, t: Training, run: Ru
         yield None
         return
 
-    def warm_up() -> None:
+    def warm_up() -> Callable[[], None] | None:
+        # The training process updates its arrays in place: this copy lets go of them at once, so no
+        # page of them is copied for it as they change. figures() reads them back from model.h5.
+        t.params.clear()
+        t.state.clear()
+        config_dir = os.environ.get("MPLCONFIGDIR")
         from dltrain import plots
         from dltrain.commands import report  # noqa: F401 - the report's pages and their imports
 
@@ -65,6 +73,10 @@ def start_artist(wanted: bool, cfg: Config, data: Prepared, t: Training, run: Ru
         plots.png(plots.cost_curve(curve, "", {"stopped": 1}))
         X = np.array([[0.0, 1.0], [0.0, 1.0]])
         plots.png(plots.decision_boundary(lambda G: (G[0] > 0.5).astype(int), X, np.array([0, 1]), "", ["0", "1"], 8))
+        made = os.environ.get("MPLCONFIGDIR")
+        # Without a writable home, matplotlib makes a temporary config folder and removes it at exit, in an
+        # atexit handler this process (which ends in os._exit) never runs: it removes the folder itself.
+        return (lambda: shutil.rmtree(made, ignore_errors=True)) if made != config_dir else None
 
     curves = []  # the report's curve figures, drawn by a fork of the figures process while it draws the PNGs
 

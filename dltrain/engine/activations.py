@@ -11,6 +11,8 @@ import numpy as np
 
 from dltrain.engine import kernels
 
+EXP_CHUNK = 1 << 14  # values per pass of the float64 exp (256 KiB of complex buffer)
+
 
 class Activation(NamedTuple):
     forward: Callable[[np.ndarray], np.ndarray]
@@ -31,10 +33,23 @@ def exp(X, out=None):
     """
     if X.dtype != np.float64:
         return np.exp(X, out=out)
-    E = np.exp(X.astype(np.complex128)).real  # (n, m) view with a 16-byte stride
     if out is None:
-        return np.ascontiguousarray(E)
-    np.copyto(out, E)
+        out = np.empty_like(X)  # X's memory layout, as NumPy's exp gives: reductions downstream add in its order
+    if X.size <= EXP_CHUNK:
+        C = X.astype(np.complex128)
+        np.exp(C, out=C)
+        out[...] = C.real
+        return out
+    # A few columns at a time through one complex buffer: its 16 bytes per value stay small
+    # (and in cache) however large X is, and `out` may be X itself (sigmoid's in-place pass).
+    step = max(1, EXP_CHUNK // max(1, X.shape[0]))
+    C = np.empty((X.shape[0], min(step, X.shape[1])), np.complex128)
+    for j in range(0, X.shape[1], step):
+        c = C[:, : min(step, X.shape[1] - j)]
+        c.real = X[:, j : j + step]
+        c.imag = 0.0
+        np.exp(c, out=c)
+        out[:, j : j + step] = c.real
     return out
 
 
