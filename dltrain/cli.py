@@ -5,6 +5,7 @@ Commands import what they need when they run, so `dltrain --help`, `runs` and `c
 without loading NumPy's engine, matplotlib or h5py.
 """
 
+import errno
 import json
 import math
 import sys
@@ -396,6 +397,16 @@ def main():
     except KeyboardInterrupt:  # Ctrl-C while typer or the libraries are still starting up
         err.print("aborted", soft_wrap=True)
         sys.exit(130)
+    except OSError as e:
+        # Run folders and data files report their own errors (DltrainError): what reaches here is
+        # the output itself, e.g. redirected to a full disk. What the command did stands.
+        if e.errno not in OUTPUT_ERRORS:
+            raise
+        err.print(f"cannot write {e.filename or 'the output'}: {e.strerror}", soft_wrap=True, markup=False)
+        sys.exit(1)
+
+
+OUTPUT_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
 
 
 if __name__ == "__main__":

@@ -129,10 +129,16 @@ class LineProgress:
 
     def __init__(self, stream=None):
         self.stream = stream
+        self.writable = True
 
     def __call__(self, r, row):
-        if row is not None:
-            print(row_line(r.epoch, row), file=self.stream or sys.stdout, flush=True)
+        if row is not None and self.writable:
+            try:
+                print(row_line(r.epoch, row), file=self.stream or sys.stdout, flush=True)
+            except OSError:
+                # Progress is a courtesy: a log on a full disk stops the lines, not the training. The
+                # command's last lines then fail to print and the CLI says so (cli.main).
+                self.writable = False
 
     def close(self):
         pass

@@ -302,3 +302,15 @@ def test_the_command_exits_with_its_code_and_output_and_runs_atexit_handlers(tmp
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdout.close()
     assert proc.stderr.read() == b"" and proc.wait(timeout=60) == 1
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
+def test_output_to_a_full_disk_is_one_line_and_the_run_stands(tmp_path):
+    # Every logged epoch prints a line into the full device: training goes on, and the lost output is said once.
+    with open("/dev/full", "w") as full:
+        res = subprocess.run([sys.executable, "-m", "dltrain", "train", "configs/planar.yaml", "--set", "training.epochs=300",
+                              "--set", "training.log_every=1", "--runs-dir", str(tmp_path)], cwd=REPO, stdout=full,
+                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    assert res.returncode == 1 and res.stderr.strip() == "cannot write the output: No space left on device"
+    (run,) = tmp_path.iterdir()
+    assert dltrain.open_run(run).summary["status"] == "completed" and (run / "report.html").is_file()
