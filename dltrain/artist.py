@@ -134,10 +134,8 @@ def serve(parent: int, jobs: dict[str, Callable[..., dict]], warm_up, requests_f
             for line in requests:
                 try:
                     request = json.loads(line)
-                    with warnings.catch_warnings(record=True) as caught:
-                        warnings.simplefilter("always")
-                        result = jobs[request["job"]](**request["args"])
-                    answer = {"ok": True, **result, "warnings": carried(caught)}
+                    result, raised = recording(jobs[request["job"]], **request["args"])
+                    answer = {"ok": True, **result, "warnings": raised}
                     data = json.dumps(answer)
                 except Exception as e:  # noqa: BLE001 - reported to the parent, which redoes the job and reports it
                     data = json.dumps({"ok": False, "error": f"{type(e).__name__}: {e}"})
@@ -160,9 +158,12 @@ def die_with(parent: int) -> None:
         os._exit(1)
 
 
-def carried(caught: list) -> list[list[str]]:
-    """Recorded warnings as [category name, message] pairs, to be raised again by rewarn in the parent."""
-    return [[w.category.__name__, str(w.message)] for w in caught]
+def recording(work: Callable[..., Any], **args) -> tuple[Any, list[list[str]]]:
+    """work(**args)'s result and the warnings it raised, as [category name, message] pairs for rewarn in the parent."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = work(**args)
+    return result, [[w.category.__name__, str(w.message)] for w in caught]
 
 
 def rewarn(pairs: list) -> None:
@@ -191,10 +192,8 @@ def in_fork(work: Callable[[], Any]) -> Callable[[], Any]:
         try:
             os.close(readable)
             die_with(parent)
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                result = work()
-            data = json.dumps({"result": result, "warnings": carried(caught)}).encode()
+            result, raised = recording(work)
+            data = json.dumps({"result": result, "warnings": raised}).encode()
             with os.fdopen(writable, "wb") as out:
                 out.write(data)
             code = 0
