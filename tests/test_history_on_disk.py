@@ -13,7 +13,7 @@ from dltrain.commands.train import resume, train
 from dltrain.errors import DltrainError, Interrupted
 from dltrain.runs import RunWriter, read_history
 from tests.conftest import FullDisk, history_without_seconds
-from tests.test_reliability import assert_same_results, config, stop_at
+from tests.test_reliability import assert_same_results, config, interrupted_run
 
 
 def count_appends(monkeypatch) -> dict:
@@ -62,10 +62,7 @@ def test_stopping_writes_only_the_rows_logged_since_the_last_flush(tmp_path, mon
     # The default flush interval (seconds) buffers the rows of a fast run; at the interrupt only the
     # buffered rows are appended, not the history again.
     seen = count_appends(monkeypatch)
-    progress, event = stop_at(29)
-    with pytest.raises(Interrupted):
-        train(config(early_stopping=False, epochs=40, log_every=1, checkpoint_every=10), run_dir=tmp_path / "run",
-              progress=progress, interrupt=event)
+    interrupted_run(tmp_path / "run", config(early_stopping=False, epochs=40, log_every=1, checkpoint_every=10), 29)
     rows = read_history(tmp_path / "run" / "history.csv")
     assert [row["epoch"] for row in rows] == list(range(30))
     assert seen["appended"]["history.csv"] == (tmp_path / "run" / "history.csv").stat().st_size
@@ -75,9 +72,7 @@ def test_resume_cuts_the_history_back_to_its_checkpoint(tmp_path):
     # kill -9 after more rows were appended, the last one half-written: readers skip the partial
     # line, and the resumed run's history.csv equals the uninterrupted run's.
     cfg = config(epochs=12, early_stopping=False, log_every=1)
-    progress, event = stop_at(5)
-    with pytest.raises(Interrupted):
-        train(cfg, run_dir=tmp_path / "cut", progress=progress, interrupt=event)
+    interrupted_run(tmp_path / "cut", cfg, 5)
     history = tmp_path / "cut" / "history.csv"
     with open(history, "a") as f:
         f.write("6,40,0.01,0.5,0.5,0.0,0.5,0.8,1.0\n7,45,0.0")
@@ -88,22 +83,18 @@ def test_resume_cuts_the_history_back_to_its_checkpoint(tmp_path):
     assert [row["epoch"] for row in read_history(history)] == list(range(12))
 
 
-def test_resume_refuses_a_history_shorter_than_its_checkpoint(tmp_path):
-    progress, event = stop_at(5)
-    with pytest.raises(Interrupted):
-        train(config(epochs=12, early_stopping=False), run_dir=tmp_path / "cut", progress=progress, interrupt=event)
-    history = tmp_path / "cut" / "history.csv"
-    history.write_text(history.read_text()[:30])
-    with pytest.raises(DltrainError, match=r"history.csv has 30 bytes but the checkpoint recorded \d+: it was truncated or replaced"):
+@pytest.mark.parametrize("name, kept", [("history.csv", 30), ("curve.csv", 40)])
+def test_resume_refuses_a_file_shorter_than_its_checkpoint(tmp_path, name, kept):
+    path = interrupted_run(tmp_path / "cut", config(epochs=12, early_stopping=False), 5) / name
+    path.write_text(path.read_text()[:kept])
+    with pytest.raises(DltrainError, match=rf"{name} has {kept} bytes but the checkpoint recorded \d+: it was truncated or replaced"):
         resume(tmp_path / "cut")
 
 
 def test_a_checkpoint_from_before_the_appended_history_still_resumes(tmp_path):
     # Checkpoints written by earlier versions carry the history rows in `loop` and no history_bytes.
     cfg = config(epochs=12, early_stopping=False, log_every=2)
-    progress, event = stop_at(5)
-    with pytest.raises(Interrupted):
-        train(cfg, run_dir=tmp_path / "cut", progress=progress, interrupt=event)
+    interrupted_run(tmp_path / "cut", cfg, 5)
     history = tmp_path / "cut" / "history.csv"
     rows = read_history(history)
     with h5py.File(tmp_path / "cut" / "checkpoint.h5", "r+") as f:
@@ -137,9 +128,7 @@ def test_a_failed_append_leaves_no_partial_row(tmp_path, monkeypatch):
 @pytest.mark.parametrize("name", ["history.csv", "curve.csv"])
 def test_resume_refuses_a_file_changed_before_its_checkpoint(tmp_path, name):
     # Same length, one digit changed: only the checkpoint's checksum of the file tells.
-    progress, event = stop_at(5)
-    with pytest.raises(Interrupted):
-        train(config(epochs=12, early_stopping=False, log_every=1), run_dir=tmp_path / "cut", progress=progress, interrupt=event)
+    interrupted_run(tmp_path / "cut", config(epochs=12, early_stopping=False, log_every=1), 5)
     path = tmp_path / "cut" / name
     lines = path.read_text().splitlines(keepends=True)
     lines[2] = lines[2].replace("0.", "1.", 1)

@@ -78,6 +78,15 @@ def stop_at(epoch):
     return progress, event
 
 
+def interrupted_run(run_dir, cfg=None, epoch=1):
+    """Train cfg (by default 6 epochs, no early stopping) into run_dir, interrupted after `epoch` as
+    Ctrl-C would; -> run_dir."""
+    progress, event = stop_at(epoch)
+    with pytest.raises(Interrupted):
+        train(cfg or config(early_stopping=False, epochs=6), run_dir=run_dir, progress=progress, interrupt=event)
+    return run_dir
+
+
 @pytest.mark.parametrize("rng", ["modern", "course"])
 def test_interrupted_and_resumed_run_is_bit_identical(tmp_path, rng):
     cfg = config(rng)
@@ -115,9 +124,7 @@ def test_checkpoint_every_writes_the_loop_position(tmp_path):
 
 
 def test_checkpoint_holds_every_piece_of_state(tmp_path):
-    progress, event = stop_at(4)
-    with pytest.raises(Interrupted):
-        train(config(), run_dir=tmp_path / "run", progress=progress, interrupt=event)
+    interrupted_run(tmp_path / "run", config(), 4)
     with h5py.File(tmp_path / "run" / "checkpoint.h5") as f:
         loop = json.loads(f.attrs["loop"])
         assert {"W1", "gamma1", "beta1", "W3", "b3"} <= set(f["params"]) and {"mean1", "var2"} <= set(f["state"])
@@ -156,9 +163,7 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path):
 
 
 def test_resume_refuses_changed_data(tmp_path, monkeypatch):
-    progress, event = stop_at(1)
-    with pytest.raises(Interrupted):
-        train(config(), run_dir=tmp_path / "run", progress=progress, interrupt=event)
+    interrupted_run(tmp_path / "run", config(), 1)
     from dltrain.data import core
 
     real = core.LOADERS["moons"]
@@ -290,9 +295,7 @@ def test_a_second_ctrl_c_aborts_mid_epoch_and_resumes_from_the_last_checkpoint(t
 def test_resume_cuts_the_curve_back_to_its_checkpoint(tmp_path):
     # A killed process (kill -9: no handler runs) leaves curve rows after the checkpoint, the last one
     # half-written; the resumed run's curve.csv is the uninterrupted run's, byte for byte.
-    progress, event = stop_at(5)
-    with pytest.raises(Interrupted):
-        train(config(epochs=12, early_stopping=False), run_dir=tmp_path / "cut", progress=progress, interrupt=event)
+    interrupted_run(tmp_path / "cut", config(epochs=12, early_stopping=False), 5)
     curve = tmp_path / "cut" / "curve.csv"
     with h5py.File(tmp_path / "cut" / "checkpoint.h5") as f:
         assert json.loads(f.attrs["loop"])["curve_bytes"] == curve.stat().st_size
@@ -305,16 +308,6 @@ def test_resume_cuts_the_curve_back_to_its_checkpoint(tmp_path):
     assert list(read_curve(curve)["epoch"]) == list(range(12))
 
 
-def test_resume_refuses_a_curve_shorter_than_its_checkpoint(tmp_path):
-    progress, event = stop_at(5)
-    with pytest.raises(Interrupted):
-        train(config(epochs=12, early_stopping=False), run_dir=tmp_path / "cut", progress=progress, interrupt=event)
-    curve = tmp_path / "cut" / "curve.csv"
-    curve.write_text(curve.read_text()[:40])
-    with pytest.raises(DltrainError, match=r"curve.csv has 40 bytes but the checkpoint recorded \d+: it was truncated or replaced"):
-        resume(tmp_path / "cut")
-
-
 def test_reproduce_checks_the_data_fingerprint(tmp_path, monkeypatch):
     run = train(config(epochs=2, early_stopping=False), run_dir=tmp_path / "a").path
     from dltrain.data import core
@@ -324,9 +317,7 @@ def test_reproduce_checks_the_data_fingerprint(tmp_path, monkeypatch):
     res = runner.invoke(app, ["reproduce", str(run)])
     assert res.exit_code == 1 and "the data are not those the run was trained on" in res.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]  # no folder for a run that cannot be compared
-    progress, event = stop_at(0)
-    with pytest.raises(Interrupted):
-        train(config(), run_dir=tmp_path / "cut", progress=progress, interrupt=event)
+    interrupted_run(tmp_path / "cut", config(), 0)
     res = runner.invoke(app, ["reproduce", str(tmp_path / "cut")])
     assert res.exit_code == 1 and "is interrupted; only a completed run can be reproduced" in res.output
 
@@ -354,9 +345,7 @@ def test_a_checkpoint_never_holds_non_finite_weights(tmp_path):
 
 
 def test_resume_refuses_a_config_edited_after_the_checkpoint(tmp_path):
-    progress, event = stop_at(2)
-    with pytest.raises(Interrupted):
-        train(config(early_stopping=False), run_dir=tmp_path / "cut", progress=progress, interrupt=event)
+    interrupted_run(tmp_path / "cut", config(early_stopping=False), 2)
     path = tmp_path / "cut" / "config.yaml"
     tree = yaml.safe_load(path.read_text())
     path.write_text(yaml.safe_dump({**tree, "optimizer": {"name": "gd", "learning_rate": 0.1}}))
@@ -379,13 +368,6 @@ def test_a_run_file_that_cannot_be_written_fails_the_run_cleanly(tmp_path, monke
     assert res.output.strip() == f"error: cannot write {tmp_path / 'run' / 'checkpoint.h5'}: no space left on the device; free some space and resume the run"
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert (summary["status"], summary["epochs_run"]) == ("failed", 2)
-
-
-def interrupted_run(run_dir):
-    progress, event = stop_at(1)
-    with pytest.raises(Interrupted):
-        train(config(early_stopping=False, epochs=6), run_dir=run_dir, progress=progress, interrupt=event)
-    return run_dir
 
 
 @pytest.mark.skipif(runs.fcntl is None, reason="no fcntl.flock on this platform")
